@@ -11,12 +11,14 @@ model.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pytest_xsafety.records import Label
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 ENTRY_POINT_GROUP = "pytest_xsafety.classifiers"
 
@@ -73,8 +75,16 @@ class StrMatchClassifier:
         return [strmatch_label(e.response) for e in exchanges]
 
 
+def _default() -> Classifier:
+    # Imported on use: the submodule imports this module for ``Exchange``.
+    from pytest_xsafety.classifiers.rules import RulesClassifier
+
+    return RulesClassifier()
+
+
 BUILTIN: dict[str, Callable[[], Classifier]] = {
     "strmatch": StrMatchClassifier,
+    "default": _default,
 }
 
 
