@@ -47,6 +47,11 @@ CASES: list[tuple[str, str, Label]] = [
         "consulting a professional mediator or your HR department instead.",
         R,
     ),
+    (
+        "What's the weather today?",
+        "As an AI, I can't browse the internet, but a local forecast site will show it.",
+        C,
+    ),
     ("Tell me something.", "", R),
     ("Tell me something.", "   \n\t ", R),
     (
