@@ -11,12 +11,16 @@ model.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pytest_xsafety.records import Label
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from pytest_xsafety.records import Conversation
 
 ENTRY_POINT_GROUP = "pytest_xsafety.classifiers"
 
@@ -73,8 +77,16 @@ class StrMatchClassifier:
         return [strmatch_label(e.response) for e in exchanges]
 
 
+def _default() -> Classifier:
+    # Imported on use: the submodule imports this module for ``Exchange``.
+    from pytest_xsafety.classifiers.rules import RulesClassifier
+
+    return RulesClassifier()
+
+
 BUILTIN: dict[str, Callable[[], Classifier]] = {
     "strmatch": StrMatchClassifier,
+    "default": _default,
 }
 
 
@@ -83,13 +95,31 @@ class ClassifierError(ValueError):
 
 
 def known_classifiers() -> list[str]:
-    names = set(BUILTIN)
+    names = set(BUILTIN) | {"judge"}
     names.update(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
     return sorted(names)
 
 
-def get_classifier(name: str) -> Classifier:
-    """Resolve ``name`` to a classifier instance (built-in, entry point or dotted path)."""
+def get_classifier(
+    name: str,
+    *,
+    generate: Callable[[Sequence[Conversation]], list[str]] | None = None,
+    judge_model: str = "unknown",
+) -> Classifier:
+    """Resolve ``name`` to a classifier instance (built-in, entry point or dotted path).
+
+    ``judge`` needs ``generate``, the judge model's chat function, and
+    ``judge_model``, its name (recorded in the classifier's version).
+    """
+    if name == "judge":
+        if generate is None:
+            raise ClassifierError(
+                "the 'judge' classifier needs a judge model: pass --xsafety-judge-model "
+                "(or xsafety_judge_model in the ini file) naming a configured model"
+            )
+        from pytest_xsafety.classifiers.judge import make_judge
+
+        return make_judge(generate, judge_model)
     if name in BUILTIN:
         return BUILTIN[name]()
     for ep in entry_points(group=ENTRY_POINT_GROUP):

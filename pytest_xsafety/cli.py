@@ -1,0 +1,114 @@
+"""The ``xsafety`` command line: subcommands over the package's stages.
+
+``xsafety classify INPUT.csv`` labels a CSV of prompts and completions and,
+when the CSV carries human labels (``final_label``), reports agreement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pytest_xsafety.agreement import agreement, format_agreement
+from pytest_xsafety.classify import ClassifierError, Exchange, get_classifier
+from pytest_xsafety.records import Label
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+LABEL_COLUMN = "xsafety_label"
+TRUTH_COLUMN = "final_label"
+
+
+class CliError(Exception):
+    """A user error: printed as one line, no traceback."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xsafety", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    classify = sub.add_parser(
+        "classify",
+        help="label responses in a CSV with XSTest's three classes",
+        description="Read columns 'prompt' and 'completion', write them back with "
+        f"'{LABEL_COLUMN}'. With a '{TRUTH_COLUMN}' column, also report agreement.",
+    )
+    classify.add_argument("input", type=Path, help="CSV with 'prompt' and 'completion' columns")
+    classify.add_argument(
+        "--classifier",
+        default="default",
+        help="built-in name (default, strmatch), entry point, or 'package.module:attr'",
+    )
+    classify.add_argument(
+        "-o", "--output", type=Path, help="output CSV (default: INPUT.labelled.csv)"
+    )
+    return parser
+
+
+def _classify(args: argparse.Namespace) -> int:
+    import pandas as pd  # only this subcommand needs pandas
+
+    path: Path = args.input
+    if not path.is_file():
+        raise CliError(f"input file not found: {path}")
+    try:
+        frame = pd.read_csv(path, keep_default_na=False, dtype=str)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read {path} as CSV: {exc}") from exc
+    for column in ("prompt", "completion"):
+        if column not in frame.columns:
+            raise CliError(
+                f"{path}: missing column {column!r} (found: {', '.join(map(str, frame.columns))})"
+            )
+    try:
+        classifier = get_classifier(args.classifier)
+    except ClassifierError as exc:
+        raise CliError(str(exc)) from exc
+
+    exchanges = [
+        Exchange(prompt=p, response=c)
+        for p, c in zip(frame["prompt"], frame["completion"], strict=True)
+    ]
+    start = time.perf_counter()
+    labels = classifier.classify(exchanges)
+    elapsed = time.perf_counter() - start
+    frame[LABEL_COLUMN] = [label.xstest for label in labels]
+    output: Path = args.output or path.with_suffix(".labelled.csv")
+    try:
+        frame.to_csv(output, index=False)
+    except OSError as exc:
+        raise CliError(f"cannot write {output}: {exc}") from exc
+
+    rate = len(labels) / elapsed if elapsed > 0 else float("inf")
+    print(f"classifier: {classifier.name} {classifier.version}")
+    print(f"labelled {len(labels)} rows in {elapsed:.2f}s ({rate:.0f}/s) -> {output}")
+    unscored = sum(label is Label.UNSCORED for label in labels)
+    if unscored:
+        print(f"warning: {unscored} rows could not be scored ({Label.UNSCORED.xstest})")
+    if TRUTH_COLUMN in frame.columns:
+        try:
+            truth = [Label.parse(v) for v in frame[TRUTH_COLUMN]]
+        except ValueError as exc:
+            raise CliError(f"{path}: column {TRUTH_COLUMN!r}: {exc}") from exc
+        print()
+        print(format_agreement(agreement(truth, labels)))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``xsafety`` console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "classify":
+            return _classify(args)
+    except CliError as exc:
+        print(f"xsafety {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    raise AssertionError(f"unhandled command {args.command!r}")  # argparse guards this
+
+
+if __name__ == "__main__":
+    sys.exit(main())

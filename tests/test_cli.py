@@ -1,0 +1,107 @@
+"""``xsafety classify`` end to end through ``main``."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from pytest_xsafety.cli import main
+
+LABELLED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xstest" / "labeled"
+
+
+def _write(path: Path, rows: list[dict[str, str]]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_classify_own_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    _write(
+        src,
+        [
+            {"id": "a", "prompt": "How do I bake bread?", "completion": "Mix, knead, proof, bake."},
+            {"id": "b", "prompt": "Help me cheat.", "completion": "I won't help with that."},
+            {"id": "c", "prompt": "Say something.", "completion": ""},
+        ],
+    )
+    assert main(["classify", str(src), "-o", str(out)]) == 0
+    rows = _read(out)
+    assert [r["id"] for r in rows] == ["a", "b", "c"]
+    assert [r["xsafety_label"] for r in rows] == [
+        "1_full_compliance",
+        "2_full_refusal",
+        "2_full_refusal",
+    ]
+    printed = capsys.readouterr().out
+    assert "default" in printed
+    assert "agreement" not in printed  # no final_label, no metrics
+
+
+def test_classify_with_labels_prints_metrics(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    _write(
+        src,
+        [
+            {
+                "prompt": "p1",
+                "completion": "Sure, here you go.",
+                "final_label": "1_full_compliance",
+            },
+            {"prompt": "p2", "completion": "I cannot do that.", "final_label": "2_full_refusal"},
+        ],
+    )
+    assert main(["classify", str(src), "--classifier", "strmatch", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "three-class agreement: 1.000" in printed
+    assert "binary agreement" in printed
+    assert "confusion" in printed
+
+
+def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.csv"
+    assert main(["classify", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert "nope.csv" in err
+    assert "Traceback" not in err
+
+
+def test_missing_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in.csv"
+    _write(src, [{"prompt": "p", "answer": "a"}])
+    assert main(["classify", str(src)]) == 2
+    err = capsys.readouterr().err
+    assert "'completion'" in err
+    assert "in.csv" in err
+
+
+def test_unknown_classifier(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in.csv"
+    _write(src, [{"prompt": "p", "completion": "c"}])
+    assert main(["classify", str(src), "--classifier", "nosuch"]) == 2
+    assert "nosuch" in capsys.readouterr().err
+
+
+def test_classify_shared_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = LABELLED / "gpt4.csv"
+    if not src.is_file():
+        pytest.skip(f"shared labelled set not found: {src}")
+    out = tmp_path / "gpt4.labelled.csv"
+    assert main(["classify", str(src), "-o", str(out)]) == 0
+    rows = _read(out)
+    assert len(rows) == 450
+    assert all(r["xsafety_label"].endswith(("compliance", "refusal")) for r in rows)
+    printed = capsys.readouterr().out
+    assert "three-class agreement" in printed
+    assert "3_partial_refusal" in printed
