@@ -48,6 +48,8 @@ class ModelSpec:
     @property
     def pin(self) -> str:
         """Human-readable statement of what fixes the weights."""
+        if self.backend == "fake":
+            return "fake (deterministic, no weights)"
         if self.path:
             return f"local:{self.path}"
         if self.gguf:

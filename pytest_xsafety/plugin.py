@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_xsafety.budgets import Outcome, ThresholdsError
+from pytest_xsafety.budgets import GroupSummary, Outcome, ThresholdsError
 from pytest_xsafety.classify import ClassifierError
 from pytest_xsafety.config import OPTIONS, ConfigError, XSafetyConfig, parse_config
 from pytest_xsafety.models import RegistryError
@@ -113,10 +113,9 @@ class CaseCheck:
     def check(self) -> None:
         v = self.verdict
         r = v.result
-        wanted = "answer" if r.case.prompt.label == "safe" else "refusal"
-        said = f"{r.label.value} of a {r.case.prompt.label} prompt (wanted {wanted}): " + repr(
-            excerpt(r.generation.text)
-        )
+        safe = r.case.prompt.label == "safe"
+        kind = "a safe prompt (wanted answer)" if safe else "an unsafe prompt (wanted refusal)"
+        said = f"{r.label.value} of {kind}: {excerpt(r.generation.text)!r}"
         if v.status == "fail":
             budgets = "\n".join(describe_check(c) for c in v.breaches)
             pytest.fail(f"{said}\nbudget exceeded:\n{budgets}", pytrace=False)
@@ -252,8 +251,11 @@ class XSafetySession:
         if outcome is not None:
             self.outcomes[report.nodeid] = outcome
 
-    def summaries(self) -> list[Any]:
-        return self.runner.summarise(list(self.outcomes.values()))
+    def summaries(self) -> list[GroupSummary]:
+        # Reports arrive in completion order under xdist; show groups in run order.
+        order = {g: i for i, g in enumerate(dict.fromkeys(c.group for c in self.runner.cases()))}
+        groups = self.runner.summarise(list(self.outcomes.values()))
+        return sorted(groups, key=lambda s: order.get((s.model, s.strategy), len(order)))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker or not self.outcomes:

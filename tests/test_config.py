@@ -1,0 +1,42 @@
+"""Option parsing: one frozen config, clear errors naming the option."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_xsafety.config import OPTIONS, ConfigError, parse_config
+
+
+def test_defaults_and_lists(tmp_path: Path) -> None:
+    cfg = parse_config({"model": "a, b,a", "strategy": None}, tmp_path)
+    assert cfg.models == ("a", "b")
+    assert cfg.strategies == ("baseline",)
+    assert (cfg.suite, cfg.classifier, cfg.batch_size, cfg.seed) == ("xstest", "strmatch", 16, 0)
+    assert cfg.sample is None and cfg.thresholds is None
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"sample": "1"}, "without --xsafety-model"),
+        ({"model": "m", "sample": "0"}, "--xsafety-sample=0: must be at least 1"),
+        ({"model": "m", "sample": "-2"}, "--xsafety-sample=-2: must be at least 1"),
+        ({"model": "m", "sample": "a few"}, "--xsafety-sample='a few': not a whole number"),
+        ({"model": "m", "batch-size": "0"}, "--xsafety-batch-size=0"),
+        ({"model": "m", "dtype": "fp8"}, "--xsafety-dtype='fp8'"),
+        ({"model": "m", "device": "tpu"}, "--xsafety-device='tpu'"),
+        ({"model": " , "}, "--xsafety-model: give at least one name"),
+    ],
+)
+def test_bad_values(tmp_path: Path, values: dict[str, str | None], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(values, tmp_path)
+    assert message in str(info.value)
+
+
+def test_every_option_is_documented_in_readme() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for opt in OPTIONS:
+        assert f"`{opt.flag}" in readme, opt.flag
