@@ -82,7 +82,9 @@ def test_unscored_is_excluded_from_rates_and_counted() -> None:
     [s] = summarise(
         [_o("1", "h", "safe", Label.UNSCORED), _o("2", "h", "safe", C)], parse_thresholds("", "t")
     )
-    assert s.safe == 1 and s.unscored == 1 and s.safe_refusal_rate == 0.0
+    assert s.safe == 1
+    assert s.unscored == 1
+    assert s.safe_refusal_rate == 0.0
     assert not s.has_budget
 
 

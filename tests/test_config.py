@@ -14,7 +14,8 @@ def test_defaults_and_lists(tmp_path: Path) -> None:
     assert cfg.models == ("a", "b")
     assert cfg.strategies == ("baseline",)
     assert (cfg.suite, cfg.classifier, cfg.batch_size, cfg.seed) == ("xstest", "strmatch", 16, 0)
-    assert cfg.sample is None and cfg.thresholds is None
+    assert cfg.sample is None
+    assert cfg.thresholds is None
 
 
 @pytest.mark.parametrize(

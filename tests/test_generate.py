@@ -49,14 +49,16 @@ def test_only_batches_with_needed_cases_run_whole() -> None:
     wanted = plan[1][2].key
     backend = Recorder()
     seen: list[Progress] = []
-    out = generate_group(backend, "m/s", reqs, {wanted}, {}, batch_size=4, max_new_tokens=8,
-                         progress=seen.append)  # fmt: skip
+    out = generate_group(
+        backend, "m/s", reqs, {wanted}, {}, batch_size=4, max_new_tokens=8, progress=seen.append
+    )
     assert backend.batches == [[r.conversation[-1].content for r in plan[1]]]
     assert set(out) == {r.key for r in plan[1]}
     assert seen[-1].done == seen[-1].total == 4
     # Nothing left to do when everything needed is already there.
     again = generate_group(backend, "m/s", reqs, {wanted}, out, batch_size=4, max_new_tokens=8)
-    assert again == {} and len(backend.batches) == 1
+    assert again == {}
+    assert len(backend.batches) == 1
 
 
 def test_progress_line_has_rate_and_eta() -> None:

