@@ -136,9 +136,6 @@ class Runner:
             for prompt in self.suite.prompts
         ]
 
-    def types(self) -> list[str]:
-        return types_of(self.suite.prompts)
-
     def max_new_tokens(self, model: str) -> int:
         return self.config.max_new_tokens or self.models[model].max_new_tokens
 

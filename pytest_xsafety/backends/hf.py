@@ -20,6 +20,7 @@ from typing import Any
 from pytest_xsafety.backends import BackendError, Generation, Runtime
 from pytest_xsafety.models import GGUFSource, ModelSpec
 from pytest_xsafety.records import Conversation
+from pytest_xsafety.suites import sha256_file
 
 
 def _require() -> tuple[Any, Any]:
@@ -32,14 +33,6 @@ def _require() -> tuple[Any, Any]:
             "pip install torch transformers"
         ) from exc
     return torch, transformers
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def find_gguf(source: GGUFSource) -> Path:
@@ -66,7 +59,7 @@ def convert_gguf(source: GGUFSource, cache_dir: Path) -> tuple[Path, str]:
     from filelock import FileLock
 
     gguf = find_gguf(source)
-    digest = _sha256(gguf)
+    digest = sha256_file(gguf)
     target = cache_dir / "models" / f"{source.package}-{digest[:16]}"
     if (target / "config.json").is_file():
         return target, digest
