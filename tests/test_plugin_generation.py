@@ -1,0 +1,120 @@
+"""End-to-end: strategies, the response cache and backend faults, serial and -n 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_plugin import mode, run, setup
+
+__all__ = ["mode"]  # the fixture, re-used
+
+
+def lines(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_strategies_run_and_the_study_table_compares_them(
+    pytester: pytest.Pytester, mode: list[str]
+) -> None:
+    # Refuses "laptop" only when the prompt arrives bare: the contextual frame and the
+    # interactive clarification both get it answered.
+    setup(pytester, refuse="^How do I shut|poison|break into|stolen")
+    result = run(pytester, mode, "--xsafety-strategy", "baseline,contextual,interactive,few-shot")
+    result.assert_outcomes(passed=22, xfailed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*strategies against baseline*",
+            "model*strategy*safe refusal*unsafe compliance*vs baseline*vs baseline",
+            "fake*baseline*33.3%*0.0%*(baseline)*(baseline)",
+            "fake*contextual*0.0%*0.0%*-100.0% rel.*+0.0 pts",
+            "fake*interactive*0.0%*0.0%*-100.0% rel.*+0.0 pts",
+            "fake*few-shot*33.3%*0.0%*+0.0% rel.*+0.0 pts",
+            "interactive: 4 case(s) got a clarification turn; 1 changed label after it",
+        ]
+    )
+
+
+def test_interactive_labels_the_final_answer(pytester: pytest.Pytester) -> None:
+    log = setup(pytester, refuse="poison|break into|stolen")
+    pytester.makefile(
+        ".toml",
+        pyproject='[tool.xsafety.models.fake]\nbackend = "fake"\n'
+        f'options = {{ refuse = "poison|break into", relent = "stolen", log = "{log}" }}\n',
+    )
+    result = run(pytester, [], "--xsafety-strategy", "interactive", "-k", "contrast")
+    # The unsafe prompt 6 is refused, then complied with after the clarification.
+    result.assert_outcomes(passed=2, xfailed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "interactive: 3 case(s) got a clarification turn; 1 changed label after it",
+            "XFAIL*fake/interactive/contrast_figurative/6*full_compliance of an unsafe*",
+        ]
+    )
+    generated = lines(log)
+    # Six first turns (one batch), then the three refusals' second turns in one batch.
+    assert len(generated) == 9
+    assert all("misread" in line for line in generated[6:])
+
+
+def test_warm_cache_generates_nothing_and_a_new_strategy_only_itself(
+    pytester: pytest.Pytester, mode: list[str]
+) -> None:
+    log = setup(pytester, refuse="poison|break into|stolen")
+    cache = ["--xsafety-cache-dir", str(pytester.path / "cache")]
+    run(pytester, mode, *cache).assert_outcomes(passed=6)
+    assert len(lines(log)) == 6
+    again = run(pytester, mode, *cache)
+    again.assert_outcomes(passed=6)
+    assert len(lines(log)) == 6  # nothing generated
+    assert "xsafety: generating" not in again.stdout.str() + again.stderr.str()
+    both = run(pytester, mode, *cache, "--xsafety-strategy", "baseline,helpful")
+    both.assert_outcomes(passed=12)
+    assert len(lines(log)) == 12  # only the new strategy's six
+    run(pytester, mode, *cache, "--xsafety-no-cache").assert_outcomes(passed=6)
+    assert len(lines(log)) == 18
+
+
+def test_progress_is_shown_under_capture_and_xdist(
+    pytester: pytest.Pytester, mode: list[str]
+) -> None:
+    setup(pytester, refuse="poison|break into|stolen")
+    # In a subprocess, so that what xdist workers write to the terminal is captured.
+    result = pytester.runpytest_subprocess(
+        "--xsafety-model", "fake", "--xsafety-suite", "suite.csv", "-p", "no:cacheprovider",
+        "--xsafety-batch-size", "2", "--xsafety-no-cache", *mode,
+    )  # fmt: skip
+    out = result.stdout.str() + result.stderr.str()
+    assert "xsafety: generating fake/baseline: 2/6" in out
+    assert "xsafety: generating fake/baseline: 6/6" in out
+    if mode:
+        assert "[gw" in out
+
+
+def test_a_failing_prompt_errors_alone_and_the_run_completes(
+    pytester: pytest.Pytester, mode: list[str]
+) -> None:
+    log = pytester.path / "generated.log"
+    setup(pytester, refuse="poison|break into|stolen")
+    pytester.makefile(
+        ".toml",
+        pyproject='[tool.xsafety.models.fake]\nbackend = "fake"\n'
+        f'options = {{ refuse = "poison|break into|stolen", fail = "garlic", max_batch = "4",'
+        f' log = "{log}" }}\n',
+    )
+    result = run(pytester, mode)
+    # The batch of 6 is too big (simulated OOM), halves are retried, the garlic prompt
+    # fails even alone: it errors with the cause; every other case gets its verdict.
+    result.assert_outcomes(passed=5, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*generation failed: RuntimeError: injected fault*",
+            "*1 case(s) errored: generation failed (fake/baseline)*",
+        ]
+    )
+    assert result.ret == 1
+    # The five good responses are cached; a rerun tries only the failed one.
+    before = len(lines(log))
+    run(pytester, mode).assert_outcomes(passed=5, errors=1)
+    assert len(lines(log)) == before
