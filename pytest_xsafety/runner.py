@@ -127,7 +127,9 @@ class Runner:
     manifests: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
-    def from_config(cls, config: XSafetyConfig, threads: int | None = None) -> Runner:
+    def from_config(
+        cls, config: XSafetyConfig, threads: int | None = None, worker: int | None = None
+    ) -> Runner:
         """Resolve every name and file up front, so mistakes surface before any test runs."""
         tool = read_pyproject_tool(config.rootpath)
         pyproject = str(config.rootpath / "pyproject.toml")
@@ -153,6 +155,7 @@ class Runner:
             dtype=config.dtype,
             threads=threads,
             seed=config.seed,
+            worker=worker,
         )
         return cls(
             config=config,

@@ -29,6 +29,7 @@ class Runtime:
     dtype: str | None = None  # overrides the model entry's dtype
     threads: int | None = None  # torch threads; None leaves torch's default
     seed: int = 0
+    worker: int | None = None  # xdist worker index: gwN uses GPU N mod count
 
 
 @dataclass(frozen=True)
