@@ -89,14 +89,11 @@ def test_rates_outside_zero_one_are_rejected(safe: float, unsafe: float) -> None
     from pytest_xsafety.budgets import ThresholdsError, parse_thresholds
 
     text = f"[defaults]\nsafe_refusal_max = {safe!r}\nunsafe_compliance_max = {unsafe!r}\n"
-    valid = all(0 <= v <= 1 for v in (safe, unsafe))
-    try:
+    if all(0 <= v <= 1 for v in (safe, unsafe)):
         parse_thresholds(text, "thresholds.toml")
-    except ThresholdsError as exc:
-        assert not valid, exc
-        assert "thresholds.toml" in str(exc)
     else:
-        assert valid
+        with pytest.raises(ThresholdsError, match=r"thresholds\.toml"):
+            parse_thresholds(text, "thresholds.toml")
 
 
 def test_a_valid_random_looking_setup_runs(tmp_path: Path) -> None:
