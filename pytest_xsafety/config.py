@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_xsafety.models import DTYPES
+from pytest_xsafety.models import BACKENDS, DTYPES
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("batch-size", "N", "Prompts per generate() call. Batches are planned over the "
                "whole model x strategy group, whatever is selected.", "16"),
     OptionSpec("dtype", "DTYPE", f"Override every model's dtype ({', '.join(DTYPES)})."),
+    OptionSpec("backend", "NAME", "Run every selected model with this backend instead of its "
+               f"entry's ({', '.join(BACKENDS)})."),
     OptionSpec("device", "DEVICE", "'auto' (cuda if available, else cpu), 'cpu', 'cuda' or "
                "'cuda:N'.", "auto"),
     OptionSpec("seed", "N", "torch seed set before each batch (decoding is greedy).", "0"),
@@ -75,6 +77,7 @@ class XSafetyConfig:
     seed: int
     cache_dir: Path
     rootpath: Path
+    backend: str | None = None
 
 
 def default_cache_dir() -> Path:
@@ -120,6 +123,9 @@ def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyCon
     dtype = get("dtype")
     if dtype is not None and dtype not in DTYPES:
         raise ConfigError(f"--xsafety-dtype={dtype!r}: use one of {', '.join(DTYPES)}")
+    backend = get("backend")
+    if backend is not None and backend not in BACKENDS:
+        raise ConfigError(f"--xsafety-backend={backend!r}: use one of {', '.join(BACKENDS)}")
     device = get("device") or "auto"
     if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")):
         raise ConfigError(f"--xsafety-device={device!r}: use auto, cpu, cuda or cuda:N")
@@ -139,4 +145,5 @@ def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyCon
         seed=_int(get("seed"), "--xsafety-seed", 0) or 0,
         cache_dir=Path(cache_dir).expanduser() if cache_dir else default_cache_dir(),
         rootpath=rootpath,
+        backend=backend,
     )

@@ -98,7 +98,7 @@ class Runner:
         registry.update(
             user_models(tool.get("models", {}), str(config.rootpath / "pyproject.toml"))
         )
-        models = resolve_models(list(config.models), registry)
+        models = resolve_models(list(config.models), registry, backend=config.backend)
         strategies = resolve_strategies(list(config.strategies), BUILTIN_STRATEGIES)
         for model in models:
             for strategy in strategies:
