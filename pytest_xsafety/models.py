@@ -34,6 +34,8 @@ def public_url(url: str) -> str:
     """``url`` without user info, query or fragment: safe to print and record."""
     parts = urlsplit(url)
     host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_xsafety.models import BUILTIN_MODELS, RegistryError, resolve_models, user_models
+from pytest_xsafety.models import (
+    BUILTIN_MODELS,
+    RegistryError,
+    public_url,
+    resolve_models,
+    user_models,
+)
 
 
 def test_builtins_pin_full_revisions() -> None:
@@ -123,6 +129,7 @@ def test_openai_and_vllm_entries() -> None:
     )  # fmt: skip
     assert models["served"].served_model == "org/model"
     assert models["served"].pin == "org/model at https://api.example/v1"
+    assert public_url("http://u:p@[::1]:8000/v1?key=x#f") == "http://[::1]:8000/v1"
     assert models["big"].options == {"tensor_parallel_size": "4"}
     assert models["big"].revision == BUILTIN_MODELS["command-r-plus"].revision
 
