@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -342,3 +343,11 @@ def test_backend_override_end_to_end(pytester: pytest.Pytester, server: FakeServ
     result.stderr.fnmatch_lines(
         ["ERROR: pytest-xsafety: --xsafety-backend=openai (model 'fake'): *needs options.base_url*"]
     )
+
+
+def test_missing_openai_says_what_to_install(
+    server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "openai", None)  # import openai raises ImportError
+    with pytest.raises(BackendError, match=r"pip install 'pytest-xsafety\[openai\]'"):
+        backend(server)

@@ -63,6 +63,10 @@ def load_backend(spec: ModelSpec, runtime: Runtime) -> Backend:
         from pytest_xsafety.backends.hf import HFBackend
 
         return HFBackend(spec, runtime)
+    if spec.backend == "vllm":
+        from pytest_xsafety.backends.vllm import VLLMBackend
+
+        return VLLMBackend(spec, runtime)
     if spec.backend == "openai":
         from pytest_xsafety.backends.openai import OpenAIBackend
 
