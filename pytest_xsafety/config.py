@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_xsafety.models import DTYPES
+from pytest_xsafety.models import BACKENDS, DTYPES
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("batch-size", "N", "Prompts per generate() call. Batches are planned over the "
                "whole model x strategy group, whatever is selected.", "16"),
     OptionSpec("dtype", "DTYPE", f"Override every model's dtype ({', '.join(DTYPES)})."),
+    OptionSpec("backend", "NAME", "Run every selected model with this backend instead of its "
+               f"entry's ({', '.join(BACKENDS)})."),
     OptionSpec("device", "DEVICE", "'auto' (cuda if available, else cpu), 'cpu', 'cuda' or "
                "'cuda:N'.", "auto"),
     OptionSpec("seed", "N", "torch seed set before each batch (decoding is greedy).", "0"),
@@ -80,6 +82,7 @@ class XSafetyConfig:
     cache_dir: Path
     rootpath: Path
     no_cache: bool = False
+    backend: str | None = None
 
 
 def default_cache_dir() -> Path:
@@ -125,6 +128,9 @@ def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyCon
     dtype = get("dtype")
     if dtype is not None and dtype not in DTYPES:
         raise ConfigError(f"--xsafety-dtype={dtype!r}: use one of {', '.join(DTYPES)}")
+    backend = get("backend")
+    if backend is not None and backend not in BACKENDS:
+        raise ConfigError(f"--xsafety-backend={backend!r}: use one of {', '.join(BACKENDS)}")
     device = get("device") or "auto"
     if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")):
         raise ConfigError(f"--xsafety-device={device!r}: use auto, cpu, cuda or cuda:N")
@@ -145,6 +151,7 @@ def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyCon
         cache_dir=Path(cache_dir).expanduser() if cache_dir else default_cache_dir(),
         rootpath=rootpath,
         no_cache=_bool(get("no-cache"), "--xsafety-no-cache"),
+        backend=backend,
     )
 
 

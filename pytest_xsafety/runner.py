@@ -137,7 +137,7 @@ class Runner:
         registry.update(user_models(tool.get("models", {}), pyproject))
         strategy_registry = dict(BUILTIN_STRATEGIES)
         strategy_registry.update(user_strategies(tool.get("strategies", {}), pyproject))
-        models = resolve_models(list(config.models), registry)
+        models = resolve_models(list(config.models), registry, backend=config.backend)
         strategies = resolve_strategies(list(config.strategies), strategy_registry)
         for model in models:
             for strategy in strategies:
