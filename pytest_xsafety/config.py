@@ -46,8 +46,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "if present)."),
     OptionSpec("max-new-tokens", "N", "Tokens generated per response (default: the model "
                "entry's max_new_tokens)."),
-    OptionSpec("batch-size", "N", "Prompts per generate() call. Batches are planned over the "
-               "whole model x strategy group, whatever is selected.", "16"),
+    OptionSpec("batch-size", "N", "Prompts per generate() call (halved and retried on a backend "
+               "error such as out of memory). Batches are planned over the "
+               "whole model x strategy group, whatever is selected.", "32"),
     OptionSpec("dtype", "DTYPE", f"Override every model's dtype ({', '.join(DTYPES)})."),
     OptionSpec("backend", "NAME", "Run every selected model with this backend instead of its "
                f"entry's ({', '.join(BACKENDS)})."),
@@ -144,7 +145,7 @@ def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyCon
         classifier=get("classifier") or "strmatch",
         thresholds=Path(thresholds).expanduser() if thresholds else None,
         max_new_tokens=_int(get("max-new-tokens"), "--xsafety-max-new-tokens", 1),
-        batch_size=_int(get("batch-size"), "--xsafety-batch-size", 1) or 16,
+        batch_size=_int(get("batch-size"), "--xsafety-batch-size", 1) or 32,
         dtype=dtype,
         device=device,
         seed=_int(get("seed"), "--xsafety-seed", 0) or 0,
