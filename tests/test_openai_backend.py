@@ -351,3 +351,26 @@ def test_missing_openai_says_what_to_install(
     monkeypatch.setitem(sys.modules, "openai", None)  # import openai raises ImportError
     with pytest.raises(BackendError, match=r"pip install 'pytest-xsafety\[openai\]'"):
         backend(server)
+
+
+def test_secrets_never_reach_any_output(
+    pytester: pytest.Pytester, server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The API key (and a Hub token) are in the environment; every file the run
+    # writes (JUnit XML, the response cache, anything else under the project) and
+    # the terminal output are scanned for them.
+    monkeypatch.setenv("HF_TOKEN", CANARY + "-hf")
+    server.refuse = "poison"
+    _project(pytester, server)
+    result = pytester.runpytest(
+        "--xsafety-model", "served", "--xsafety-suite", "suite.csv", "-p", "no:cacheprovider",
+        "--junitxml", "junit.xml", "--xsafety-cache-dir", "cache", "-rA",
+    )  # fmt: skip
+    result.assert_outcomes(passed=4, xfailed=2)
+    assert server.auth == {f"Bearer {CANARY}"}  # the key was used...
+    assert CANARY not in result.stdout.str() + result.stderr.str()  # ...and never shown
+    written = [p for p in pytester.path.rglob("*") if p.is_file()]
+    assert any(p.name == "responses.sqlite" for p in written)
+    assert any(p.name == "junit.xml" for p in written)
+    for path in written:
+        assert CANARY.encode() not in path.read_bytes(), path
