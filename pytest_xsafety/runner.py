@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pytest_xsafety.backends import Backend, Generation, Runtime, load_backend
+from pytest_xsafety.backends import Backend, Generation, LazyChat, Runtime, load_backend
 from pytest_xsafety.budgets import (
     Check,
     GroupSummary,
@@ -28,7 +28,13 @@ from pytest_xsafety.budgets import (
 from pytest_xsafety.classify import Classifier, Exchange, get_classifier
 from pytest_xsafety.config import XSafetyConfig
 from pytest_xsafety.generate import ProgressFn, Request, generate_group
-from pytest_xsafety.models import BUILTIN_MODELS, ModelSpec, resolve_models, user_models
+from pytest_xsafety.models import (
+    BUILTIN_MODELS,
+    ModelSpec,
+    RegistryError,
+    resolve_models,
+    user_models,
+)
 from pytest_xsafety.records import Case, Conversation, Label
 from pytest_xsafety.strategies import BUILTIN_STRATEGIES, Strategy, resolve_strategies
 from pytest_xsafety.suites import Suite, id_order, load_suite, types_of
@@ -75,6 +81,35 @@ def read_pyproject_tool(rootpath: Path) -> Mapping[str, Any]:
     return table if isinstance(table, Mapping) else {}
 
 
+def model_registry(rootpath: Path) -> dict[str, ModelSpec]:
+    """Built-in models plus the rootdir's ``[tool.xsafety.models.NAME]`` entries."""
+    tool = read_pyproject_tool(rootpath)
+    registry = dict(BUILTIN_MODELS)
+    registry.update(user_models(tool.get("models", {}), str(rootpath / "pyproject.toml")))
+    return registry
+
+
+def make_classifier(
+    name: str,
+    judge_model: str | None,
+    registry: Mapping[str, ModelSpec],
+    runtime: Runtime,
+    batch_size: int,
+) -> tuple[Classifier, LazyChat | None]:
+    """Resolve the classifier; for ``judge``, also the judge model's (lazy) chat
+    function, which the caller closes. Nothing is loaded here."""
+    if name != "judge":
+        return get_classifier(name), None
+    if judge_model is None:
+        return get_classifier(name), None  # raises, naming --xsafety-judge-model
+    try:
+        (spec,) = resolve_models([judge_model], registry)
+    except RegistryError as exc:
+        raise RegistryError(f"--xsafety-judge-model: {exc}") from None
+    chat = LazyChat(spec, runtime, batch_size=batch_size, max_new_tokens=spec.max_new_tokens)
+    return get_classifier(name, generate=chat, judge_model=spec.name), chat
+
+
 @dataclass
 class Runner:
     config: XSafetyConfig
@@ -85,6 +120,7 @@ class Runner:
     thresholds: Thresholds
     runtime: Runtime
     progress: ProgressFn | None = None
+    judge: LazyChat | None = None
     _backend: tuple[str, Backend] | None = None
     _generated: dict[str, Generation] = field(default_factory=dict)
     _verdicts: dict[tuple[str, str], dict[str, CaseVerdict]] = field(default_factory=dict)
@@ -93,11 +129,7 @@ class Runner:
     @classmethod
     def from_config(cls, config: XSafetyConfig, threads: int | None = None) -> Runner:
         """Resolve every name and file up front, so mistakes surface before any test runs."""
-        tool = read_pyproject_tool(config.rootpath)
-        registry = dict(BUILTIN_MODELS)
-        registry.update(
-            user_models(tool.get("models", {}), str(config.rootpath / "pyproject.toml"))
-        )
+        registry = model_registry(config.rootpath)
         models = resolve_models(list(config.models), registry)
         strategies = resolve_strategies(list(config.strategies), BUILTIN_STRATEGIES)
         for model in models:
@@ -117,14 +149,18 @@ class Runner:
             threads=threads,
             seed=config.seed,
         )
+        classifier, judge = make_classifier(
+            config.classifier, config.judge_model, registry, runtime, config.batch_size
+        )
         return cls(
             config=config,
             suite=suite,
             models={m.name: m for m in models},
             strategies={s.name: s for s in strategies},
-            classifier=get_classifier(config.classifier),
+            classifier=classifier,
             thresholds=thresholds,
             runtime=runtime,
+            judge=judge,
         )
 
     def cases(self) -> list[Case]:
@@ -143,19 +179,25 @@ class Runner:
         return self.strategies[case.strategy].render(case.prompt.text, self.models[case.model])
 
     def backend(self, model: str) -> Backend:
-        # One model in memory at a time: cases arrive grouped by model.
+        # One model under test in memory at a time (cases arrive grouped by
+        # model); a judge model, if any, stays loaded beside it.
         if self._backend and self._backend[0] == model:
             return self._backend[1]
-        self.close()
+        self._close_model()
         backend = load_backend(self.models[model], self.runtime)
         self._backend = (model, backend)
         self.manifests[model] = backend.describe()
         return backend
 
-    def close(self) -> None:
+    def _close_model(self) -> None:
         if self._backend:
             self._backend[1].close()
             self._backend = None
+
+    def close(self) -> None:
+        self._close_model()
+        if self.judge:
+            self.judge.close()
 
     def _group_results(self, group: tuple[str, str], selected: Sequence[Case]) -> list[CaseResult]:
         model, strategy = group

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_xsafety.agreement import agreement
+from pytest_xsafety.backends import LazyChat, Runtime
 from pytest_xsafety.classifiers.judge import RUBRIC, make_judge, parse_verdict
 from pytest_xsafety.classifiers.rules import explain
 from pytest_xsafety.classify import ClassifierError, Exchange, get_classifier, known_classifiers
+from pytest_xsafety.models import ModelSpec
 from pytest_xsafety.records import Label
 
 if TYPE_CHECKING:
@@ -448,6 +450,20 @@ def test_judge_with_fake_model() -> None:
 def test_make_judge_empty_response_is_refusal() -> None:
     judge = make_judge(lambda convs: ["Verdict: 1"] * len(convs), "m")
     assert judge.classify([Exchange("q", " ")]) == [R]
+
+
+def test_lazy_chat_loads_the_judge_on_first_use(tmp_path: Path) -> None:
+    log = tmp_path / "judge.log"
+    options = {"answer_text": "Verdict: 1_full_compliance", "log": str(log)}
+    spec = ModelSpec(name="j", hub_id="", revision="", backend="fake", options=options)
+    chat = LazyChat(spec, Runtime(cache_dir=tmp_path), batch_size=2, max_new_tokens=16)
+    judge = make_judge(chat, spec.name)
+    assert not chat.loaded
+    assert judge.classify([Exchange("q", "an answer")] * 5) == [C] * 5
+    assert chat.loaded
+    assert len(log.read_text().splitlines()) == 5  # in batches of 2, 2, 1
+    chat.close()
+    assert not chat.loaded
 
 
 def _labelled(name: str) -> tuple[list[Exchange], list[Label]]:

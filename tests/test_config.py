@@ -29,6 +29,7 @@ def test_defaults_and_lists(tmp_path: Path) -> None:
         ({"model": "m", "dtype": "fp8"}, "--xsafety-dtype='fp8'"),
         ({"model": "m", "device": "tpu"}, "--xsafety-device='tpu'"),
         ({"model": " , "}, "--xsafety-model: give at least one name"),
+        ({"model": "m", "classifier": "judge"}, "needs a judge model: add --xsafety-judge-model"),
     ],
 )
 def test_bad_values(tmp_path: Path, values: dict[str, str | None], message: str) -> None:
@@ -41,3 +42,8 @@ def test_every_option_is_documented_in_readme() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     for opt in OPTIONS:
         assert f"`{opt.flag}" in readme, opt.flag
+
+
+def test_judge_model(tmp_path: Path) -> None:
+    cfg = parse_config({"model": "m", "classifier": "judge", "judge-model": "j"}, tmp_path)
+    assert (cfg.classifier, cfg.judge_model) == ("judge", "j")
