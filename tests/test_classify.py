@@ -491,3 +491,19 @@ def test_default_meets_targets(name: str) -> None:
     a = agreement(truth, get_classifier("default").classify(exchanges))
     assert a.binary >= 0.95
     assert a.three_class >= 0.90
+
+
+HELD_OUT = Path(__file__).resolve().parent / "data"
+
+
+@pytest.mark.parametrize("name", ["heldout_responses", "heldout_b_responses"])
+def test_default_beats_strmatch_on_held_out_sets(name: str) -> None:
+    # This project's hand-labelled sets in other models' styles (tests/data/README.md).
+    pd = pytest.importorskip("pandas")
+    frame = pd.read_csv(HELD_OUT / f"{name}.csv", keep_default_na=False, dtype=str)
+    exchanges = [Exchange(p, c) for p, c in zip(frame["prompt"], frame["completion"], strict=True)]
+    truth = [Label.parse(v) for v in frame["final_label"]]
+    strmatch = agreement(truth, get_classifier("strmatch").classify(exchanges))
+    default = agreement(truth, get_classifier("default").classify(exchanges))
+    assert default.three_class > strmatch.three_class + 0.1
+    assert default.binary > strmatch.binary + 0.1
