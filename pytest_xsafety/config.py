@@ -41,7 +41,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("sample", "N", "Only the first N prompts (by id) of each prompt type."),
     OptionSpec("classifier", "NAME", "Response classifier: a built-in name (default, strmatch, "
                "judge), an entry point in 'pytest_xsafety.classifiers' or "
-               "'package.module:attribute'.", "strmatch"),
+               "'package.module:attribute'.", "default"),
     OptionSpec("judge-model", "NAME", "Model (registry name) that grades each response with "
                "XSTest's rubric when the classifier is 'judge'; loaded on first use."),
     OptionSpec("thresholds", "PATH", "Budgets file (default: thresholds.toml in the rootdir, "
@@ -127,7 +127,7 @@ def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyCon
     device = get("device") or "auto"
     if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")):
         raise ConfigError(f"--xsafety-device={device!r}: use auto, cpu, cuda or cuda:N")
-    classifier = get("classifier") or "strmatch"
+    classifier = get("classifier") or "default"
     judge_model = get("judge-model")
     if classifier == "judge" and judge_model is None:
         raise ConfigError(

@@ -13,7 +13,7 @@ def test_defaults_and_lists(tmp_path: Path) -> None:
     cfg = parse_config({"model": "a, b,a", "strategy": None}, tmp_path)
     assert cfg.models == ("a", "b")
     assert cfg.strategies == ("baseline",)
-    assert (cfg.suite, cfg.classifier, cfg.batch_size, cfg.seed) == ("xstest", "strmatch", 16, 0)
+    assert (cfg.suite, cfg.classifier, cfg.batch_size, cfg.seed) == ("xstest", "default", 16, 0)
     assert cfg.sample is None
     assert cfg.thresholds is None
 
