@@ -6,8 +6,8 @@ P = partial refusal) and responses per second; then times ``default`` on 2,250
 responses. The sets are XSTest's labelled completions, read from ``--data``
 (default ``../shared/data/xstest/labeled`` beside the repository, never copied),
 and this project's hand-written held-out sets in ``tests/data`` (see its
-README: set A was used to write ``rules-3``; set B was labelled blind and never
-used to change a rule).
+README: sets A and B were labelled blind but then used to write ``rules-3`` and
+``rules-4``; set C was labelled blind and has not been used to change a rule).
 
     python benchmarks/classifiers.py [--data DIR]
 """
@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "xstest" / "labeled"
 HELD_OUT = {
     "heldout-A (dev)": REPO / "tests" / "data" / "heldout_responses.csv",
-    "heldout-B (blind)": REPO / "tests" / "data" / "heldout_b_responses.csv",
+    "heldout-B (dev)": REPO / "tests" / "data" / "heldout_b_responses.csv",
+    "heldout-C (blind)": REPO / "tests" / "data" / "heldout_c_responses.csv",
 }
 CLASSIFIERS = ("strmatch", "default")
 TIMING_ROWS = 2250
@@ -85,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "P/R: precision/recall in percent ('-' where the classifier never predicts the class). "
         "default has no learned part; its rules were written while reading the three XSTest "
-        "sets and heldout-A, so heldout-B is the only blind figure (see docs/classifiers.md)."
+        "sets and heldout-A and -B, so heldout-C is the only blind figure "
+        "(see docs/classifiers.md)."
     )
     return 0
 
