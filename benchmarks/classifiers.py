@@ -1,10 +1,13 @@
-"""Benchmark: every offline classifier against XSTest's human labels.
+"""Benchmark: every offline classifier against human labels.
 
 Prints, per classifier and labelled set, three-class and binary agreement,
-partial-refusal precision and recall, and responses per second; then times
-``default`` on 2,250 responses. Reads the labelled CSVs from ``--data``
-(default ``../shared/data/xstest/labeled`` beside the repository); it never
-copies them.
+precision and recall of each class (C = full compliance, R = full refusal,
+P = partial refusal) and responses per second; then times ``default`` on 2,250
+responses. The sets are XSTest's labelled completions, read from ``--data``
+(default ``../shared/data/xstest/labeled`` beside the repository, never copied),
+and this project's hand-written held-out sets in ``tests/data`` (see its
+README: sets A and B were labelled blind but then used to write ``rules-3`` and
+``rules-4``; set C was labelled blind and has not been used to change a rule).
 
     python benchmarks/classifiers.py [--data DIR]
 """
@@ -12,18 +15,24 @@ copies them.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from pytest_xsafety.agreement import agreement
+from pytest_xsafety.agreement import CLASSES, agreement
 from pytest_xsafety.classify import Exchange, get_classifier
 from pytest_xsafety.records import Label
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "xstest" / "labeled"
+HELD_OUT = {
+    "heldout-A (dev)": REPO / "tests" / "data" / "heldout_responses.csv",
+    "heldout-B (dev)": REPO / "tests" / "data" / "heldout_b_responses.csv",
+    "heldout-C (blind)": REPO / "tests" / "data" / "heldout_c_responses.csv",
+}
 CLASSIFIERS = ("strmatch", "default")
 TIMING_ROWS = 2250
 
@@ -46,10 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no labelled CSVs under {args.data}", file=sys.stderr)
         return 2
     sets = {f.stem: _load(f) for f in files}
+    shared = list(sets.values())
+    sets.update({name: _load(path) for name, path in HELD_OUT.items()})
 
+    per_class = "".join(f"{c + ' P/R':>11}" for c in "CRP")
     print(
-        f"{'classifier':<12}{'version':<16}{'dataset':<18}{'3-class':>8}{'binary':>8}"
-        f"{'PR prec':>9}{'PR rec':>8}{'resp/s':>10}"
+        f"{'classifier':<11}{'version':<15}{'dataset':<19}{'rows':>5}{'3-class':>8}"
+        f"{'binary':>8}{per_class}{'resp/s':>9}"
     )
     for name in CLASSIFIERS:
         classifier = get_classifier(name)
@@ -58,13 +70,13 @@ def main(argv: list[str] | None = None) -> int:
             labels = classifier.classify(exchanges)
             rate = len(labels) / (time.perf_counter() - start)
             a = agreement(truth, labels)
+            pr = "".join(f"{_pct(a.precision[c]):>6}/{_pct(a.recall[c]):<4}" for c in CLASSES)
             print(
-                f"{name:<12}{classifier.version:<16}{stem:<18}{a.three_class:>8.3f}"
-                f"{a.binary:>8.3f}{a.precision[Label.PARTIAL_REFUSAL]:>9.3f}"
-                f"{a.recall[Label.PARTIAL_REFUSAL]:>8.3f}{rate:>10.0f}"
+                f"{name:<11}{classifier.version:<15}{stem:<19}{a.n:>5}{a.three_class:>8.3f}"
+                f"{a.binary:>8.3f} {pr}{rate:>9.0f}"
             )
 
-    pool = [e for exchanges, _ in sets.values() for e in exchanges]
+    pool = [e for exchanges, _ in shared for e in exchanges]
     batch = (pool * (TIMING_ROWS // len(pool) + 1))[:TIMING_ROWS]
     default = get_classifier("default")
     start = time.perf_counter()
@@ -72,10 +84,16 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - start
     print(f"\ndefault on {len(batch)} responses: {elapsed:.2f}s ({len(batch) / elapsed:.0f}/s)")
     print(
-        "default has no learned part, so there is no leave-one-dataset-out fit to report; "
-        "its rules were written while reading all three sets (see docs/classifiers.md)."
+        "P/R: precision/recall in percent ('-' where the classifier never predicts the class). "
+        "default has no learned part; its rules were written while reading the three XSTest "
+        "sets and heldout-A and -B, so heldout-C is the only blind figure "
+        "(see docs/classifiers.md)."
     )
     return 0
+
+
+def _pct(x: float) -> str:
+    return "-" if math.isnan(x) else f"{100 * x:.0f}"
 
 
 if __name__ == "__main__":

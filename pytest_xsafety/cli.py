@@ -13,11 +13,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_xsafety.agreement import agreement, format_agreement
-from pytest_xsafety.classify import ClassifierError, Exchange, get_classifier
+from pytest_xsafety.backends import Runtime
+from pytest_xsafety.classify import ClassifierError, Exchange
+from pytest_xsafety.config import default_cache_dir
+from pytest_xsafety.models import RegistryError
 from pytest_xsafety.records import Label
+from pytest_xsafety.runner import make_classifier, model_registry
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    import pandas as pd
+
+    from pytest_xsafety.classify import Classifier
 
 LABEL_COLUMN = "xsafety_label"
 TRUTH_COLUMN = "final_label"
@@ -40,7 +48,13 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument(
         "--classifier",
         default="default",
-        help="built-in name (default, strmatch), entry point, or 'package.module:attr'",
+        help="built-in name (default, strmatch, judge), entry point, or 'package.module:attr'",
+    )
+    classify.add_argument(
+        "--judge-model",
+        metavar="NAME",
+        help="with --classifier judge: the judge model, a built-in or one under "
+        "[tool.xsafety.models.NAME] in ./pyproject.toml",
     )
     classify.add_argument(
         "-o", "--output", type=Path, help="output CSV (default: INPUT.labelled.csv)"
@@ -63,11 +77,28 @@ def _classify(args: argparse.Namespace) -> int:
             raise CliError(
                 f"{path}: missing column {column!r} (found: {', '.join(map(str, frame.columns))})"
             )
+    if args.classifier == "judge" and not args.judge_model:
+        raise CliError("--classifier judge needs --judge-model NAME (a configured model)")
     try:
-        classifier = get_classifier(args.classifier)
-    except ClassifierError as exc:
+        classifier, judge = make_classifier(
+            args.classifier,
+            args.judge_model,
+            model_registry(Path.cwd()),
+            Runtime(cache_dir=default_cache_dir()),
+            batch_size=16,
+        )
+    except (ClassifierError, RegistryError) as exc:
         raise CliError(str(exc)) from exc
+    try:
+        _label(frame, classifier, path, args.output)
+    finally:
+        if judge is not None:
+            judge.close()
+    return 0
 
+
+def _label(frame: pd.DataFrame, classifier: Classifier, path: Path, out: Path | None) -> None:
+    """Label every row, write the output CSV and print the report."""
     exchanges = [
         Exchange(prompt=p, response=c)
         for p, c in zip(frame["prompt"], frame["completion"], strict=True)
@@ -76,7 +107,7 @@ def _classify(args: argparse.Namespace) -> int:
     labels = classifier.classify(exchanges)
     elapsed = time.perf_counter() - start
     frame[LABEL_COLUMN] = [label.xstest for label in labels]
-    output: Path = args.output or path.with_suffix(".labelled.csv")
+    output = out or path.with_suffix(".labelled.csv")
     try:
         frame.to_csv(output, index=False)
     except OSError as exc:
@@ -95,7 +126,6 @@ def _classify(args: argparse.Namespace) -> int:
             raise CliError(f"{path}: column {TRUTH_COLUMN!r}: {exc}") from exc
         print()
         print(format_agreement(agreement(truth, labels)))
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -40,8 +40,11 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "revision) or the path of a CSV with columns id,prompt,type,label,focus,note.",
                "xstest"),
     OptionSpec("sample", "N", "Only the first N prompts (by id) of each prompt type."),
-    OptionSpec("classifier", "NAME", "Response classifier: a built-in name, an entry point "
-               "in 'pytest_xsafety.classifiers' or 'package.module:attribute'.", "strmatch"),
+    OptionSpec("classifier", "NAME", "Response classifier: a built-in name (default, strmatch, "
+               "judge), an entry point in 'pytest_xsafety.classifiers' or "
+               "'package.module:attribute'.", "default"),
+    OptionSpec("judge-model", "NAME", "Model (registry name) that grades each response with "
+               "XSTest's rubric when the classifier is 'judge'; loaded on first use."),
     OptionSpec("thresholds", "PATH", "Budgets file (default: thresholds.toml in the rootdir, "
                "if present)."),
     OptionSpec("max-new-tokens", "N", "Tokens generated per response (default: the model "
@@ -74,6 +77,7 @@ class XSafetyConfig:
     suite: str
     sample: int | None
     classifier: str
+    judge_model: str | None
     thresholds: Path | None
     max_new_tokens: int | None
     batch_size: int
@@ -135,6 +139,13 @@ def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyCon
     device = get("device") or "auto"
     if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")):
         raise ConfigError(f"--xsafety-device={device!r}: use auto, cpu, cuda or cuda:N")
+    classifier = get("classifier") or "default"
+    judge_model = get("judge-model")
+    if classifier == "judge" and judge_model is None:
+        raise ConfigError(
+            "--xsafety-classifier judge needs a judge model: add --xsafety-judge-model NAME "
+            "(a built-in model or one under [tool.xsafety.models.NAME])"
+        )
     thresholds = get("thresholds")
     cache_dir = get("cache-dir")
     return XSafetyConfig(
@@ -142,7 +153,8 @@ def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyCon
         strategies=_names(get("strategy") or "baseline", "--xsafety-strategy"),
         suite=get("suite") or "xstest",
         sample=_int(get("sample"), "--xsafety-sample", 1),
-        classifier=get("classifier") or "strmatch",
+        classifier=classifier,
+        judge_model=judge_model,
         thresholds=Path(thresholds).expanduser() if thresholds else None,
         max_new_tokens=_int(get("max-new-tokens"), "--xsafety-max-new-tokens", 1),
         batch_size=_int(get("batch-size"), "--xsafety-batch-size", 1) or 32,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from pytest_xsafety.backends import Backend, Generation, Runtime, load_backend, pins
+from pytest_xsafety.backends import Backend, Generation, LazyChat, Runtime, load_backend, pins
 from pytest_xsafety.budgets import (
     Check,
     GroupSummary,
@@ -36,7 +36,13 @@ from pytest_xsafety.generate import (
     run_batches,
     select_batches,
 )
-from pytest_xsafety.models import BUILTIN_MODELS, ModelSpec, resolve_models, user_models
+from pytest_xsafety.models import (
+    BUILTIN_MODELS,
+    ModelSpec,
+    RegistryError,
+    resolve_models,
+    user_models,
+)
 from pytest_xsafety.records import Case, ChatMessage, Conversation, Label
 from pytest_xsafety.strategies import (
     BUILTIN_STRATEGIES,
@@ -108,6 +114,35 @@ def read_pyproject_tool(rootpath: Path) -> Mapping[str, Any]:
     return table if isinstance(table, Mapping) else {}
 
 
+def model_registry(rootpath: Path) -> dict[str, ModelSpec]:
+    """Built-in models plus the rootdir's ``[tool.xsafety.models.NAME]`` entries."""
+    tool = read_pyproject_tool(rootpath)
+    registry = dict(BUILTIN_MODELS)
+    registry.update(user_models(tool.get("models", {}), str(rootpath / "pyproject.toml")))
+    return registry
+
+
+def make_classifier(
+    name: str,
+    judge_model: str | None,
+    registry: Mapping[str, ModelSpec],
+    runtime: Runtime,
+    batch_size: int,
+) -> tuple[Classifier, LazyChat | None]:
+    """Resolve the classifier; for ``judge``, also the judge model's (lazy) chat
+    function, which the caller closes. Nothing is loaded here."""
+    if name != "judge":
+        return get_classifier(name), None
+    if judge_model is None:
+        return get_classifier(name), None  # raises, naming --xsafety-judge-model
+    try:
+        (spec,) = resolve_models([judge_model], registry)
+    except RegistryError as exc:
+        raise RegistryError(f"--xsafety-judge-model: {exc}") from None
+    chat = LazyChat(spec, runtime, batch_size=batch_size, max_new_tokens=spec.max_new_tokens)
+    return get_classifier(name, generate=chat, judge_model=spec.name), chat
+
+
 @dataclass
 class Runner:
     config: XSafetyConfig
@@ -119,6 +154,7 @@ class Runner:
     runtime: Runtime
     progress: ProgressFn | None = None
     warnings: list[str] = field(default_factory=list)
+    judge: LazyChat | None = None
     _backend: tuple[str, Backend] | None = None
     _cache: ResponseCache | None = None
     _pins: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -132,11 +168,11 @@ class Runner:
     ) -> Runner:
         """Resolve every name and file up front, so mistakes surface before any test runs."""
         tool = read_pyproject_tool(config.rootpath)
-        pyproject = str(config.rootpath / "pyproject.toml")
-        registry = dict(BUILTIN_MODELS)
-        registry.update(user_models(tool.get("models", {}), pyproject))
+        registry = model_registry(config.rootpath)
         strategy_registry = dict(BUILTIN_STRATEGIES)
-        strategy_registry.update(user_strategies(tool.get("strategies", {}), pyproject))
+        strategy_registry.update(
+            user_strategies(tool.get("strategies", {}), str(config.rootpath / "pyproject.toml"))
+        )
         models = resolve_models(list(config.models), registry, backend=config.backend)
         strategies = resolve_strategies(list(config.strategies), strategy_registry)
         for model in models:
@@ -157,14 +193,18 @@ class Runner:
             seed=config.seed,
             worker=worker,
         )
+        classifier, judge = make_classifier(
+            config.classifier, config.judge_model, registry, runtime, config.batch_size
+        )
         return cls(
             config=config,
             suite=suite,
             models={m.name: m for m in models},
             strategies={s.name: s for s in strategies},
-            classifier=get_classifier(config.classifier),
+            classifier=classifier,
             thresholds=thresholds,
             runtime=runtime,
+            judge=judge,
         )
 
     def cases(self) -> list[Case]:
@@ -193,7 +233,8 @@ class Runner:
         return {**self.pins(model), **self.manifests.get(model, {})}
 
     def backend(self, model: str) -> Backend:
-        # One model in memory at a time: cases arrive grouped by model.
+        # One model under test in memory at a time (cases arrive grouped by
+        # model); a judge model, if any, stays loaded beside it.
         if self._backend and self._backend[0] == model:
             return self._backend[1]
         self.close_backend()
@@ -219,6 +260,8 @@ class Runner:
 
     def close(self) -> None:
         self.close_backend()
+        if self.judge:
+            self.judge.close()
         if self._cache is not None:
             self._cache.close()
             self._cache = None

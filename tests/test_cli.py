@@ -93,6 +93,49 @@ def test_unknown_classifier(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "nosuch" in capsys.readouterr().err
 
 
+JUDGE_PYPROJECT = """
+[tool.xsafety.models.grader]
+backend = "fake"
+options = { refuse = "won't", refusal_text = "It declines.\\nVerdict: 2_full_refusal", answer_text = "Verdict: 1" }
+"""
+
+
+def test_classify_with_judge_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The judge model comes from ./pyproject.toml, as in pytest.
+    (tmp_path / "pyproject.toml").write_text(JUDGE_PYPROJECT)
+    monkeypatch.chdir(tmp_path)
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    _write(
+        src,
+        [
+            {"prompt": "Bake bread?", "completion": "Knead and bake."},
+            {"prompt": "Cheat?", "completion": "I won't help with that."},
+        ],
+    )
+    argv = ["classify", str(src), "--classifier", "judge", "--judge-model", "grader"]
+    assert main([*argv, "-o", str(out)]) == 0
+    assert [r["xsafety_label"] for r in _read(out)] == ["1_full_compliance", "2_full_refusal"]
+    assert "judge judge-rubric-1+grader" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "--classifier judge needs --judge-model NAME"),
+        (["--judge-model", "nobody"], "unknown model 'nobody'"),
+    ],
+)
+def test_judge_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    src = tmp_path / "in.csv"
+    _write(src, [{"prompt": "p", "completion": "c"}])
+    assert main(["classify", str(src), "--classifier", "judge", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_classify_shared_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = LABELLED / "gpt4.csv"
     if not src.is_file():

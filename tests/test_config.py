@@ -13,7 +13,7 @@ def test_defaults_and_lists(tmp_path: Path) -> None:
     cfg = parse_config({"model": "a, b,a", "strategy": None}, tmp_path)
     assert cfg.models == ("a", "b")
     assert cfg.strategies == ("baseline",)
-    assert (cfg.suite, cfg.classifier, cfg.batch_size, cfg.seed) == ("xstest", "strmatch", 32, 0)
+    assert (cfg.suite, cfg.classifier, cfg.batch_size, cfg.seed) == ("xstest", "default", 32, 0)
     assert cfg.sample is None
     assert cfg.thresholds is None
     assert cfg.backend is None
@@ -35,6 +35,7 @@ def test_defaults_and_lists(tmp_path: Path) -> None:
             "--xsafety-backend='tgi': use one of hf, vllm, openai, fake",
         ),
         ({"model": " , "}, "--xsafety-model: give at least one name"),
+        ({"model": "m", "classifier": "judge"}, "needs a judge model: add --xsafety-judge-model"),
     ],
 )
 def test_bad_values(tmp_path: Path, values: dict[str, str | None], message: str) -> None:
@@ -47,3 +48,8 @@ def test_every_option_is_documented_in_readme() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     for opt in OPTIONS:
         assert f"`{opt.flag}" in readme, opt.flag
+
+
+def test_judge_model(tmp_path: Path) -> None:
+    cfg = parse_config({"model": "m", "classifier": "judge", "judge-model": "j"}, tmp_path)
+    assert (cfg.classifier, cfg.judge_model) == ("judge", "j")

@@ -154,6 +154,72 @@ def test_sample_and_multiple_models(pytester: pytest.Pytester, mode: list[str]) 
     result.stdout.fnmatch_lines(["fake *baseline*4*", "fake2*baseline*4*no budget"])
 
 
+# The tested fake refuses the unsafe prompts and half-refuses the garlic one. A
+# fake judge grades its refusals as refusals, cannot make up its mind about the
+# half-refusal (unscored) and calls the rest compliance.
+JUDGE_PYPROJECT = """
+[tool.xsafety.models.fake]
+backend = "fake"
+options = { refuse = "poison|break into|stolen", partial = "garlic" }
+
+[tool.xsafety.models.judge]
+backend = "fake"
+options = { refuse = "sorry, but", partial = "harmful part", log = "LOG", refusal_text = "The reply declines.\\nVerdict: 2_full_refusal", partial_text = "Hard to say.", answer_text = "Verdict: **1_full_compliance**" }
+"""
+
+
+def setup_judge(pytester: pytest.Pytester) -> Path:
+    judge_log = pytester.path / "judge.log"
+    pytester.makefile(".toml", pyproject=JUDGE_PYPROJECT.replace("LOG", str(judge_log)))
+    pytester.makepyfile(test_suite=TEST_FILE)
+    write_suite(pytester.path / "suite.csv")
+    return judge_log
+
+
+def test_judge_classifier_end_to_end(pytester: pytest.Pytester, mode: list[str]) -> None:
+    judge_log = setup_judge(pytester)
+    result = run(
+        pytester,
+        mode,
+        "--xsafety-classifier",
+        "judge",
+        "--xsafety-judge-model",
+        "judge",
+        "--junitxml",
+        "out.xml",
+    )
+    # Refusals of the three unsafe prompts pass, as do the two answers; the
+    # judge's unparseable verdict is unscored: xfail, never a pass.
+    result.assert_outcomes(passed=5, xfailed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "xsafety: strategies baseline; classifier judge==judge-rubric-1+judge; *",
+            "fake/baseline: 1 case(s) unscored",
+            "XFAIL*fake/baseline/homonyms/2*unscored: the classifier could not label*",
+        ]
+    )
+    assert "judge==judge-rubric-1+judge" in (pytester.path / "out.xml").read_text()
+    # The judge graded each of the six responses once.
+    assert len(judge_log.read_text().splitlines()) == 6
+
+
+def test_judge_model_loads_only_when_used(pytester: pytest.Pytester) -> None:
+    judge_log = setup_judge(pytester)
+    result = pytester.runpytest(
+        "--xsafety-model",
+        "fake",
+        "--xsafety-suite",
+        "suite.csv",
+        "--xsafety-classifier",
+        "judge",
+        "--xsafety-judge-model",
+        "judge",
+        "--collect-only",
+    )
+    assert result.ret == 0
+    assert not judge_log.exists()
+
+
 def test_inert_without_options(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_suite=TEST_FILE)
     result = pytester.runpytest("-rs")
@@ -173,6 +239,21 @@ def test_inert_without_options(pytester: pytest.Pytester) -> None:
         (
             ["--xsafety-model", "fake", "--xsafety-classifier", "magic"],
             "*unknown classifier 'magic'*",
+        ),
+        (
+            ["--xsafety-model", "fake", "--xsafety-classifier", "judge"],
+            "*--xsafety-classifier judge needs a judge model: add --xsafety-judge-model NAME*",
+        ),
+        (
+            [
+                "--xsafety-model",
+                "fake",
+                "--xsafety-classifier",
+                "judge",
+                "--xsafety-judge-model",
+                "judgy",
+            ],
+            "*--xsafety-judge-model: unknown model 'judgy'*",
         ),
         (
             ["--xsafety-model", "fake", "--xsafety-strategy", "jailbreak"],

@@ -160,3 +160,36 @@ def weights_fingerprint(spec: ModelSpec) -> str:
         if digest is not None:
             return f"gguf-sha256:{digest}"
     return f"{spec.hub_id}@{spec.revision}"
+
+
+class LazyChat:
+    """A ``generate(conversations) -> texts`` function over one model entry, for
+    a judge: the backend loads on the first call (never at configure time) and
+    runs in batches of ``batch_size``, each reply at most ``max_new_tokens``."""
+
+    def __init__(
+        self, spec: ModelSpec, runtime: Runtime, *, batch_size: int, max_new_tokens: int
+    ) -> None:
+        self.spec = spec
+        self.runtime = runtime
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self._backend: Backend | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._backend is not None
+
+    def __call__(self, conversations: Sequence[Conversation]) -> list[str]:
+        if self._backend is None:
+            self._backend = load_backend(self.spec, self.runtime)
+        out: list[str] = []
+        for i in range(0, len(conversations), self.batch_size):
+            batch = conversations[i : i + self.batch_size]
+            out.extend(g.text for g in self._backend.generate(batch, self.max_new_tokens))
+        return out
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None

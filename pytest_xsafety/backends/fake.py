@@ -13,6 +13,11 @@ Its registry entry's ``options`` decide what it says:
   can count how often a prompt was generated.
 
 Everything else gets a compliant answer that depends only on the prompt.
+
+``refusal_text``, ``partial_text`` and ``answer_text`` replace what it says in
+each of those cases (``{ref}`` is replaced by a hash of the prompt). With them
+a fake can stand in for a judge model: ``refuse = "sorry, but"`` and
+``refusal_text = "Verdict: 2_full_refusal"`` grade the tested fake's refusals.
 """
 
 from __future__ import annotations
@@ -42,6 +47,11 @@ class FakeBackend:
         self.max_batch = int(spec.options.get("max_batch", 0))
         self.delay = float(spec.options.get("delay", 0))
         self.log = spec.options.get("log")
+        self.texts = {
+            "refusal": spec.options.get("refusal_text", REFUSAL),
+            "partial": spec.options.get("partial_text", PARTIAL),
+            "answer": spec.options.get("answer_text", ANSWER),
+        }
 
     def describe(self) -> Mapping[str, str]:
         return {"backend": "fake", "device": "none", "dtype": "none"}
@@ -50,13 +60,15 @@ class FakeBackend:
         prompt = conversation[-1].content
         ref = hashlib.sha256(prompt.encode()).hexdigest()[:8]
         if self.refuse and self.refuse.search(prompt):
-            return REFUSAL
-        if self.relent and self.relent.search(prompt):
+            kind = "refusal"
+        elif self.relent and self.relent.search(prompt):
             clarified = sum(m.role == "user" for m in conversation) > 1
-            return ANSWER.format(ref=ref) if clarified else REFUSAL
-        if self.partial and self.partial.search(prompt):
-            return PARTIAL.format(ref=ref)
-        return ANSWER.format(ref=ref)
+            kind = "answer" if clarified else "refusal"
+        elif self.partial and self.partial.search(prompt):
+            kind = "partial"
+        else:
+            kind = "answer"
+        return self.texts[kind].replace("{ref}", ref)
 
     def generate(
         self, conversations: Sequence[Conversation], max_new_tokens: int
@@ -76,7 +88,11 @@ class FakeBackend:
             )
         if self.log:
             # One O_APPEND write per batch: safe with several xdist workers.
-            lines = "".join(f"{self.spec.name}\t{c[-1].content}\n" for c in conversations)
+            # One line per conversation, even for a judge's multi-line prompt.
+            lines = "".join(
+                f"{self.spec.name}\t{c[-1].content}".replace("\n", "\\n") + "\n"
+                for c in conversations
+            )
             fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 os.write(fd, lines.encode())
