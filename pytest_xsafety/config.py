@@ -11,8 +11,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from pytest_xsafety.models import DTYPES
+from pytest_xsafety.snapshot import DRIFT_POLICIES, UNSAFE_MODES, DriftPolicy, UnsafeMode
+
+T = TypeVar("T", bound=str)
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,14 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "$XDG_CACHE_HOME/pytest-xsafety or ~/.cache/pytest-xsafety)."),
     OptionSpec("no-cache", "", "Neither read nor write the response cache: generate every "
                "response afresh.", switch=True),
+    OptionSpec("snapshot-dir", "DIR", "Where case snapshots live, <DIR>/<model>/<strategy>/, "
+               "relative to the rootdir. A model x strategy is checked when its directory "
+               "exists; --snapshot-update records it.", "snapshots"),
+    OptionSpec("drift", "{label,text}", "Snapshot drift that fails a case: 'label' (a label "
+               "flip; text drift is reported) or 'text' (any change).", "label"),
+    OptionSpec("snapshot-unsafe", "{full,redacted}", "How responses to unsafe prompts are "
+               "stored: 'redacted' keeps length, sha256 and the first 80 characters.",
+               "redacted"),
 )  # fmt: skip
 
 
@@ -80,6 +92,9 @@ class XSafetyConfig:
     cache_dir: Path
     rootpath: Path
     no_cache: bool = False
+    snapshot_dir: Path = Path("snapshots")
+    drift: DriftPolicy = "label"
+    snapshot_unsafe: UnsafeMode = "redacted"
 
 
 def default_cache_dir() -> Path:
@@ -145,7 +160,19 @@ def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyCon
         cache_dir=Path(cache_dir).expanduser() if cache_dir else default_cache_dir(),
         rootpath=rootpath,
         no_cache=_bool(get("no-cache"), "--xsafety-no-cache"),
+        snapshot_dir=rootpath / Path(get("snapshot-dir") or "snapshots").expanduser(),
+        drift=_choice(get("drift") or "label", "--xsafety-drift", DRIFT_POLICIES),
+        snapshot_unsafe=_choice(
+            get("snapshot-unsafe") or "redacted", "--xsafety-snapshot-unsafe", UNSAFE_MODES
+        ),
     )
+
+
+def _choice(value: str, flag: str, choices: tuple[T, ...]) -> T:
+    for choice in choices:
+        if value == choice:
+            return choice
+    raise ConfigError(f"{flag}={value!r}: use {' or '.join(choices)}")
 
 
 def _bool(value: str | None, flag: str) -> bool:

@@ -30,10 +30,12 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pytest_xsafety.records import Case, Label
-from pytest_xsafety.runner import CaseResult
+
+if TYPE_CHECKING:
+    from pytest_xsafety.runner import CaseResult
 
 SCHEMA = 1
 WIDTH = 72

@@ -16,6 +16,9 @@ def test_defaults_and_lists(tmp_path: Path) -> None:
     assert (cfg.suite, cfg.classifier, cfg.batch_size, cfg.seed) == ("xstest", "strmatch", 16, 0)
     assert cfg.sample is None
     assert cfg.thresholds is None
+    assert (cfg.snapshot_dir, cfg.drift, cfg.snapshot_unsafe) == (
+        tmp_path / "snapshots", "label", "redacted",
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -29,6 +32,8 @@ def test_defaults_and_lists(tmp_path: Path) -> None:
         ({"model": "m", "dtype": "fp8"}, "--xsafety-dtype='fp8'"),
         ({"model": "m", "device": "tpu"}, "--xsafety-device='tpu'"),
         ({"model": " , "}, "--xsafety-model: give at least one name"),
+        ({"model": "m", "drift": "labels"}, "--xsafety-drift='labels': use label or text"),
+        ({"model": "m", "snapshot-unsafe": "none"}, "use full or redacted"),
     ],
 )
 def test_bad_values(tmp_path: Path, values: dict[str, str | None], message: str) -> None:
