@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pytest_xsafety.records import Case, Label
+from pytest_xsafety.records import Case, Label, Prompt
 
 if TYPE_CHECKING:
-    from pytest_xsafety.runner import CaseResult
+    from pytest_xsafety.runner import CaseResult, Runner
 
 SCHEMA = 1
 WIDTH = 72
@@ -402,6 +402,104 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+@dataclass(frozen=True)
+class SnapshotCheck:
+    """A case's new document against the stored file; ``asserted`` when the stored
+    file exists or is being recorded (``--snapshot-update``)."""
+
+    case_id: str
+    path: Path
+    shown: str  # the path as printed
+    text: str
+    stored: str | None
+    change: Change
+    asserted: bool
+
+    def failure(self) -> str:
+        return failure_message(self.case_id, self.shown, self.change, self.stored or "", self.text)
+
+    def properties(self) -> list[tuple[str, str]]:
+        """What the controller needs for the drift summary (names without the prefix)."""
+        props: list[tuple[str, str]] = [("snapshot", self.change.status)]
+        if self.change.status == "flip":
+            props.append(("snapshot_old_label", self.change.old_label or ""))
+        if self.change.what:
+            props.append(("snapshot_changed", ",".join(self.change.what)))
+        return props
+
+
+@dataclass(frozen=True)
+class Snapshots:
+    """Where a run's snapshots live and how they are judged."""
+
+    root: Path
+    rootpath: Path
+    policy: DriftPolicy = "label"
+    unsafe: UnsafeMode = "redacted"
+    update: bool = False
+
+    def group_dir(self, model: str, strategy: str) -> Path:
+        return self.root / safe_name(model) / safe_name(strategy)
+
+    def path(self, case: Case) -> Path:
+        return self.root / case_relpath(case)
+
+    def shown(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.rootpath))
+        except ValueError:
+            return str(path)
+
+    def checked(self, model: str, strategy: str) -> bool:
+        """Snapshots of a group are checked when its directory exists, or recorded."""
+        return self.update or self.group_dir(model, strategy).is_dir()
+
+    def check(self, result: CaseResult) -> SnapshotCheck:
+        case = result.case
+        path = self.path(case)
+        text = render(snapshot_of(result, self.unsafe))
+        checked = self.checked(case.model, case.strategy)
+        stored = read_text(path) if checked else None
+        return SnapshotCheck(
+            case.case_id,
+            path,
+            self.shown(path),
+            text,
+            stored,
+            compare_texts(stored, text),
+            checked and (stored is not None or self.update),
+        )
+
+    def accepts(self, stored: str, new_text: str) -> bool:
+        """syrupy's comparison: exact while recording, else the drift policy."""
+        if self.update:
+            return stored == new_text
+        return compare_texts(stored, new_text).accepted(self.policy)
+
+    def manifest_path(self, model: str, strategy: str) -> Path:
+        return self.group_dir(model, strategy) / MANIFEST
+
+    def manifest_changes(self, model: str, strategy: str, current: Mapping[str, Any]) -> list[str]:
+        return manifest_changes(read_manifest(self.manifest_path(model, strategy)), current)
+
+    def record_manifest(
+        self,
+        model: str,
+        strategy: str,
+        current: Mapping[str, Any],
+        loaded: Mapping[str, str] | None,
+    ) -> None:
+        path = self.manifest_path(model, strategy)
+        text = render_manifest(with_backend(current, loaded, read_manifest(path)))
+        if read_text(path) != text:
+            write_atomic(path, text)
+
+    def unused(self, model: str, strategy: str, prompts: Sequence[Prompt]) -> list[Path]:
+        """Files in a group's directory for no prompt of the (whole, unsampled) suite."""
+        expected = {case_relpath(Case(model, strategy, p)).name for p in prompts}
+        return unused_files(self.group_dir(model, strategy), expected)
+
+
 # Manifest ---------------------------------------------------------------------
 
 COMPARED_SECTIONS = ("pins", "decoding", "strategy", "classifier")
@@ -425,6 +523,24 @@ def manifest(
         "strategy": {"name": strategy, "fingerprint": fingerprint},
         "classifier": classifier,
     }
+
+
+def group_manifest(runner: Runner, model: str, strategy: str) -> dict[str, Any]:
+    """The manifest of a model x strategy group of ``runner``, without loading the model."""
+    config = runner.config
+    return manifest(
+        model=model,
+        pins=runner.pins(model),
+        decoding={
+            "greedy": True,
+            "max_new_tokens": runner.max_new_tokens(model),
+            "batch_size": config.batch_size,
+            "seed": config.seed,
+        },
+        strategy=strategy,
+        fingerprint=runner.strategies[strategy].fingerprint(),
+        classifier=f"{runner.classifier.name}=={runner.classifier.version}",
+    )
 
 
 def with_backend(
@@ -521,10 +637,11 @@ class DriftSummary:
             f"{self.count('flip')} label flips, {self.count('new')} new, "
             f"{len(self.unused)} unused"
         )
-        mode = "updated (--snapshot-update)" if self.update else f"drift policy {self.policy}"
+        mode = "recorded by --snapshot-update" if self.update else f"drift policy {self.policy}"
         out = [f"snapshots in {self.directory} ({mode}): {counts}"]
+        verb = "rewritten" if self.update else "differs from the recorded one"
         for group, changes in sorted(self.manifests.items()):
-            out.append(f"manifest {group} differs from the recorded one: {'; '.join(changes)}")
+            out.append(f"manifest {group} {verb}: {'; '.join(changes)}")
         flips = [c for c in self.cases if c.status == "flip"]
         if flips:
             out.append("label flips" + (" (recorded):" if self.update else ":"))
