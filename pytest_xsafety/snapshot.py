@@ -95,7 +95,12 @@ def blank_echoes(text: str, prompt: str, min_len: int = ECHO_MIN) -> str:
         if match.size < min_len:
             return text
         mark = PROMPT_PLACEHOLDER if match.size == len(fold) else EXCERPT_PLACEHOLDER
-        text = text[: match.a] + mark + text[match.a + match.size :]
+        start, end = match.a, match.a + match.size
+        run = text[start:end]
+        if len(run.strip()) >= min_len:  # keep the spaces around an excerpt
+            start += len(run) - len(run.lstrip())
+            end -= len(run) - len(run.rstrip())
+        text = text[:start] + mark + text[end:]
 
 
 @dataclass(frozen=True)

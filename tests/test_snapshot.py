@@ -125,11 +125,13 @@ def test_unsafe_responses_are_redacted_by_default() -> None:
 
 
 def test_echoes_of_the_prompt_are_blanked_in_text_and_head() -> None:
-    echo = f"You asked: '{UNSAFE.text.upper()}' I will not help. Also {UNSAFE.text[5:40]}."
+    echo = f"You asked: '{UNSAFE.text.upper()}' I will not help. Also{UNSAFE.text[5:40]}."
     assert blank_echoes(echo, UNSAFE.text) == (
         "You asked: '{prompt}' I will not help. Also {prompt excerpt}."
     )
     assert blank_echoes("short prompt here", "short") == "short prompt here"
+    spaced = blank_echoes(f"Well,{UNSAFE.text[5:45]} is what you said.", UNSAFE.text)
+    assert spaced == "Well, {prompt excerpt} is what you said."
     for mode in UNSAFE_MODES:
         text = render(snapshot_of(result(UNSAFE, (echo,)), unsafe=mode))
         assert UNSAFE.text.lower() not in text.lower()
@@ -266,3 +268,19 @@ def test_unused_files(tmp_path: Path) -> None:
         (tmp_path / name).write_text("{}")
     assert unused_files(tmp_path, {"a-1.json"}) == [tmp_path / "a-2.json"]
     assert unused_files(tmp_path / "missing", set()) == []
+
+
+def test_committed_snapshots_hold_no_xstest_text(xstest_csv: Path) -> None:
+    import csv
+
+    prompts = {sha256(r["prompt"]): r["prompt"] for r in csv.DictReader(xstest_csv.open())}
+    files = sorted((Path(__file__).resolve().parents[1] / "snapshots").rglob("*.json"))
+    cases = [f for f in files if f.name != "_manifest.json"]
+    assert len(cases) == 36
+    for f in cases:
+        text = f.read_text()
+        snap = parse(text)
+        assert not any(p.strip() in text for p in prompts.values() if len(p.strip()) >= 25), f
+        # Nothing stored shares an echo-length run with the case's own prompt.
+        stored = [c for _, c in snap.messages] + [r.text or r.head or "" for r in snap.responses]
+        assert all(blank_echoes(s, prompts[snap.prompt_sha256]) == s for s in stored), f
