@@ -446,12 +446,14 @@ class XSafetySession:
         if snaps.update:
             state = "recording (--snapshot-update)"
         else:
+            parts = [f"drift policy {snaps.policy}"]
             checked = [f"{m}/{s}" for m, s in groups if snaps.checked(m, s)]
             unchecked = [f"{m}/{s}" for m, s in groups if not snaps.checked(m, s)]
-            state = f"drift policy {snaps.policy}; " + "; ".join(
-                [f"checked {', '.join(checked)}"] * bool(checked)
-                + [f"none recorded for {', '.join(unchecked)}"] * bool(unchecked)
-            )
+            if checked:
+                parts.append(f"checked {', '.join(checked)}")
+            if unchecked:
+                parts.append(f"none recorded for {', '.join(unchecked)}")
+            state = "; ".join(parts)
         lines = [
             f"xsafety: snapshots in {snaps.shown(snaps.root)}/ (unsafe responses {snaps.unsafe}): "
             + state
