@@ -11,8 +11,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from pytest_xsafety.models import BACKENDS, DTYPES
+from pytest_xsafety.snapshot import DRIFT_POLICIES, UNSAFE_MODES, DriftPolicy, UnsafeMode
+
+T = TypeVar("T", bound=str)
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,14 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "$XDG_CACHE_HOME/pytest-xsafety or ~/.cache/pytest-xsafety)."),
     OptionSpec("no-cache", "", "Neither read nor write the response cache: generate every "
                "response afresh.", switch=True),
+    OptionSpec("snapshot-dir", "DIR", "Where case snapshots live, <DIR>/<model>/<strategy>/, "
+               "relative to the rootdir. A model x strategy is checked when its directory "
+               "exists; --snapshot-update records it.", "snapshots"),
+    OptionSpec("drift", "{label,text}", "Snapshot drift that fails a case: 'label' (a label "
+               "flip; text drift is reported) or 'text' (any change).", "label"),
+    OptionSpec("snapshot-unsafe", "{full,redacted}", "How responses to unsafe prompts are "
+               "stored: 'redacted' keeps length, sha256 and the first 80 characters.",
+               "redacted"),
 )  # fmt: skip
 
 
@@ -88,6 +100,9 @@ class XSafetyConfig:
     rootpath: Path
     no_cache: bool = False
     backend: str | None = None
+    snapshot_dir: Path = Path("snapshots")
+    drift: DriftPolicy = "label"
+    snapshot_unsafe: UnsafeMode = "redacted"
 
 
 def default_cache_dir() -> Path:
@@ -165,7 +180,19 @@ def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyCon
         rootpath=rootpath,
         no_cache=_bool(get("no-cache"), "--xsafety-no-cache"),
         backend=backend,
+        snapshot_dir=rootpath / Path(get("snapshot-dir") or "snapshots").expanduser(),
+        drift=_choice(get("drift") or "label", "--xsafety-drift", DRIFT_POLICIES),
+        snapshot_unsafe=_choice(
+            get("snapshot-unsafe") or "redacted", "--xsafety-snapshot-unsafe", UNSAFE_MODES
+        ),
     )
+
+
+def _choice(value: str, flag: str, choices: tuple[T, ...]) -> T:
+    for choice in choices:
+        if value == choice:
+            return choice
+    raise ConfigError(f"{flag}={value!r}: use {' or '.join(choices)}")
 
 
 def _bool(value: str | None, flag: str) -> bool:

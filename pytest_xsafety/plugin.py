@@ -30,11 +30,20 @@ from pytest_xsafety.report import (
     study_table,
     summary_table,
 )
-from pytest_xsafety.runner import CaseVerdict, Runner
+from pytest_xsafety.runner import CaseResult, CaseVerdict, Runner
+from pytest_xsafety.snapshot import (
+    CaseStatus,
+    DriftSummary,
+    SnapshotCheck,
+    Snapshots,
+    group_manifest,
+)
 from pytest_xsafety.strategies import StrategyError
-from pytest_xsafety.suites import SuiteError
+from pytest_xsafety.suites import SuiteError, load_suite
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pytest_xsafety.generate import Progress
 
 SESSION_KEY = pytest.StashKey["XSafetySession"]()
@@ -121,13 +130,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 class CaseCheck:
-    """What a suite test receives: the case's verdict, and ``check()`` to assert it."""
+    """What a suite test receives: the case's verdict, and ``check()`` to assert it
+    (its snapshot first, then its verdict)."""
 
-    def __init__(self, verdict: CaseVerdict) -> None:
+    def __init__(
+        self, verdict: CaseVerdict, snapshot: SnapshotCheck | None = None, assertion: Any = None
+    ) -> None:
         self.verdict = verdict
         self.result = verdict.result
+        self.snapshot = snapshot
+        self._assertion = assertion  # syrupy's SnapshotAssertion, when the file is checked
 
     def check(self) -> None:
+        snap = self.snapshot
+        if snap is not None and self._assertion is not None:
+            matched = self._assertion == snap.text  # syrupy compares, records, writes
+            if not matched:
+                pytest.fail(snap.failure(), pytrace=False)
         v = self.verdict
         r = v.result
         safe = r.case.prompt.label == "safe"
@@ -172,8 +191,11 @@ def xsafety_case(request: pytest.FixtureRequest) -> CaseCheck:
     ]
     if r.first_label is not None:
         props.append((PROP + "first_label", r.first_label.value))
+    snap, assertion = session.snapshot(request, r)
+    if snap is not None:
+        props += [(PROP + name, value) for name, value in snap.properties()]
     request.node.user_properties.extend(props)
-    return CaseCheck(verdict)
+    return CaseCheck(verdict, snap, assertion)
 
 
 class GenerationFailed(RuntimeError):
@@ -212,6 +234,22 @@ class XSafetySession:
         self.is_worker = hasattr(config, "workerinput")
         self._case_groups = {c.case_id: f"{c.model}/{c.strategy}" for c in runner.cases()}
         runner.progress = self._progress
+        self.snapshots: Snapshots | None = None
+        if config.pluginmanager.hasplugin("syrupy"):
+            update = bool(config.getoption("update_snapshots", False))
+            self.snapshots = Snapshots(
+                xconfig.snapshot_dir,
+                config.rootpath,
+                xconfig.drift,
+                xconfig.snapshot_unsafe,
+                update,
+            )
+        self.snapshot_statuses: dict[str, CaseStatus] = {}  # nodeid -> status (controller)
+        self._prompts = {c.case_id: c.prompt.text for c in runner.cases()}
+        self._extension: type | None = None  # the syrupy extension, made on first use
+        self._recorded: set[tuple[str, str]] = set()  # groups whose manifest this process wrote
+        self._manifest_changes: dict[str, list[str]] = {}
+        self._unused: list[Path] | None = None
 
     def selected(self, session: pytest.Session) -> list[Case]:
         """The cases pytest will run (after -k/-m deselection), computed once."""
@@ -264,7 +302,7 @@ class XSafetySession:
             else str(self.xconfig.cache_dir / "responses.sqlite")
         )
         lines.append(f"xsafety: response cache {cache}")
-        return lines
+        return lines + self.snapshot_header()
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
@@ -303,6 +341,8 @@ class XSafetySession:
                 self.empty.add(report.nodeid)
             if props.get(PROP + "truncated") == "true":
                 self.truncated.add(report.nodeid)
+            if PROP + "snapshot" in props:
+                self.snapshot_statuses[report.nodeid] = snapshot_status(props, self._prompts)
 
     def summaries(self) -> list[GroupSummary]:
         # Reports arrive in completion order under xdist; show groups in run order.
@@ -359,10 +399,156 @@ class XSafetySession:
                 f"{s.model}/{s.strategy} {pct(s.safe_refusal_rate)}" for s in summaries
             )
             tr.write_line(f"all budgets hold (safe refusal: {rates})")
+        snapshot_lines = self.snapshot_summary()
+        if snapshot_lines:
+            tr.write_sep("-", "xsafety snapshots")
+            for line in snapshot_lines:
+                tr.write_line(line)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.is_worker or not self.outcomes:
+        if self.is_worker:
+            return
+        opt = self.config.option
+        if (
+            self.unused_snapshots()
+            and not getattr(opt, "update_snapshots", False)
+            and not getattr(opt, "warn_unused_snapshots", False)
+            and session.exitstatus == 0
+        ):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # as syrupy does
+        if not self.outcomes:
             return
         if any(s.breaches for s in self.summaries()) and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    # Snapshots (syrupy): one file per case, see pytest_xsafety/snapshot.py ----------
+
+    def _groups(self) -> list[tuple[str, str]]:
+        return list(dict.fromkeys(c.group for c in self.runner.cases()))
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # Read before any test runs: under --snapshot-update the manifests are rewritten.
+        snaps = self.snapshots
+        if self.is_worker or snaps is None:
+            return
+        for model, strategy in self._groups():
+            if snaps.manifest_path(model, strategy).is_file():
+                current = group_manifest(self.runner, model, strategy)
+                changes = snaps.manifest_changes(model, strategy, current)
+                if changes:
+                    self._manifest_changes[f"{model}/{strategy}"] = changes
+
+    def snapshot_header(self) -> list[str]:
+        snaps = self.snapshots
+        if snaps is None:
+            return ["xsafety: snapshots off (the syrupy plugin is disabled)"]
+        groups = self._groups()
+        if snaps.update:
+            state = "recording (--snapshot-update)"
+        else:
+            parts = [f"drift policy {snaps.policy}"]
+            checked = [f"{m}/{s}" for m, s in groups if snaps.checked(m, s)]
+            unchecked = [f"{m}/{s}" for m, s in groups if not snaps.checked(m, s)]
+            if checked:
+                parts.append(f"checked {', '.join(checked)}")
+            if unchecked:
+                parts.append(f"none recorded for {', '.join(unchecked)}")
+            state = "; ".join(parts)
+        lines = [
+            f"xsafety: snapshots in {snaps.shown(snaps.root)}/ (unsafe responses {snaps.unsafe}): "
+            + state
+        ]
+        for group, changes in self._manifest_changes.items():
+            lines.append(
+                f"xsafety: snapshots {group}: manifest differs from the recorded one: "
+                + "; ".join(changes)
+            )
+        return lines
+
+    def snapshot(
+        self, request: pytest.FixtureRequest, result: CaseResult
+    ) -> tuple[SnapshotCheck | None, Any]:
+        """The case's snapshot check, and syrupy's assertion when its file is checked."""
+        snaps = self.snapshots
+        if snaps is None:
+            return None, None
+        case = result.case
+        if snaps.update and case.group not in self._recorded:
+            # The process that runs a group writes its manifest (xdist keeps a group on
+            # one worker), after generation, so the loaded backend's report is known.
+            self._recorded.add(case.group)
+            current = group_manifest(self.runner, case.model, case.strategy)
+            snaps.record_manifest(
+                case.model, case.strategy, current, self.runner.manifests.get(case.model)
+            )
+        snap = snaps.check(result)
+        if not snap.asserted:
+            return snap, None
+        if self._extension is None:
+            from pytest_xsafety.syrupy_ext import case_extension
+
+            self._extension = case_extension(
+                lambda item: snaps.path(item.callspec.params[FIXTURE]), snaps.accepts
+            )
+        return snap, request.getfixturevalue("snapshot").use_extension(self._extension)
+
+    def unused_snapshots(self) -> list[Path]:
+        """Files in the run's checked group directories for no prompt of the whole suite
+        (whatever --xsafety-sample and -k select); deleted by --snapshot-update."""
+        if self._unused is not None:
+            return self._unused
+        self._unused = []
+        snaps = self.snapshots
+        opt = self.config.option
+        if snaps is None or getattr(opt, "disable_unused_snapshots", False):
+            return self._unused
+        if not (self.outcomes or self.errors):
+            return self._unused  # nothing ran (--collect-only, all deselected)
+        groups = [g for g in self._groups() if snaps.group_dir(*g).is_dir()]
+        if groups:
+            prompts = load_suite(self.xconfig.suite, self.xconfig.cache_dir).prompts
+            self._unused = [p for g in groups for p in snaps.unused(*g, prompts)]
+        if snaps.update and not getattr(opt, "no_cleanup", False):
+            for path in self._unused:
+                path.unlink(missing_ok=True)
+        return self._unused
+
+    def snapshot_summary(self) -> list[str]:
+        snaps = self.snapshots
+        if snaps is None or not self.snapshot_statuses:
+            return []
+        root = snaps.shown(snaps.root) + "/"
+        groups = self._groups()
+        if not snaps.update and not any(snaps.checked(*g) for g in groups):
+            names = ", ".join(f"{m}/{s}" for m, s in groups)
+            return [
+                f"no snapshots recorded in {root} for {names}: --snapshot-update records "
+                f"{len(self.snapshot_statuses)} case(s)"
+            ]
+        opt = self.config.option
+        return DriftSummary(
+            root,
+            snaps.policy,
+            snaps.update,
+            cases=list(self.snapshot_statuses.values()),
+            unused=[snaps.shown(p) for p in self.unused_snapshots()],
+            unused_deleted=snaps.update and not getattr(opt, "no_cleanup", False),
+            manifests=self._manifest_changes,
+        ).lines()
+
+
+def snapshot_status(props: dict[str, Any], prompts: dict[str, str]) -> CaseStatus:
+    """A case's snapshot outcome, from its report's user_properties."""
+    case_id = "/".join(str(props[PROP + key]) for key in ("model", "strategy", "type", "prompt_id"))
+    what = tuple(filter(None, str(props.get(PROP + "snapshot_changed", "")).split(",")))
+    # A first-turn flip (interactive) compares the first answers' labels.
+    label = props.get(PROP + "first_label") if "first-turn label" in what else None
+    return CaseStatus(
+        case_id=case_id,
+        status=props[PROP + "snapshot"],
+        label=str(label or props[PROP + "label"]),
+        old_label=props.get(PROP + "snapshot_old_label"),
+        what=what,
+        prompt=prompts.get(case_id, ""),
+    )

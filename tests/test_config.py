@@ -18,6 +18,9 @@ def test_defaults_and_lists(tmp_path: Path) -> None:
     assert cfg.thresholds is None
     assert cfg.backend is None
     assert parse_config({"model": "a", "backend": "openai"}, tmp_path).backend == "openai"
+    assert (cfg.snapshot_dir, cfg.drift, cfg.snapshot_unsafe) == (
+        tmp_path / "snapshots", "label", "redacted",
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -36,6 +39,8 @@ def test_defaults_and_lists(tmp_path: Path) -> None:
         ),
         ({"model": " , "}, "--xsafety-model: give at least one name"),
         ({"model": "m", "classifier": "judge"}, "needs a judge model: add --xsafety-judge-model"),
+        ({"model": "m", "drift": "labels"}, "--xsafety-drift='labels': use label or text"),
+        ({"model": "m", "snapshot-unsafe": "none"}, "use full or redacted"),
     ],
 )
 def test_bad_values(tmp_path: Path, values: dict[str, str | None], message: str) -> None:
