@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_xsafety.budgets import GATES, Gate
 from pytest_xsafety.models import DTYPES
 
 
@@ -57,6 +58,16 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "$XDG_CACHE_HOME/pytest-xsafety or ~/.cache/pytest-xsafety)."),
     OptionSpec("no-cache", "", "Neither read nor write the response cache: generate every "
                "response afresh.", switch=True),
+    OptionSpec("gate", "point|upper", "What breaches a budget: the observed rate ('point'), "
+               "or only a rate whose whole Wilson 95% interval lies above it ('upper').",
+               "point"),
+    OptionSpec("report", "DIR", "Write summary.md, results.json, results.csv, types.csv and "
+               "PNG plots into DIR (created; written by the controller only)."),
+    OptionSpec("baseline", "PATH", "A previous run's results.json: mark each case same or "
+               "flipped and test each model x strategy's change (exact McNemar)."),
+    OptionSpec("report-unsafe", "full|redacted", "Responses to unsafe prompts in the report: "
+               "'redacted' keeps the first 80 characters and a sha256; 'full' keeps the text.",
+               "redacted"),
 )  # fmt: skip
 
 
@@ -80,6 +91,10 @@ class XSafetyConfig:
     cache_dir: Path
     rootpath: Path
     no_cache: bool = False
+    gate: Gate = "point"
+    report: Path | None = None
+    baseline: Path | None = None
+    report_unsafe_full: bool = False
 
 
 def default_cache_dir() -> Path:
@@ -130,6 +145,17 @@ def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyCon
         raise ConfigError(f"--xsafety-device={device!r}: use auto, cpu, cuda or cuda:N")
     thresholds = get("thresholds")
     cache_dir = get("cache-dir")
+    gate = next((g for g in GATES if g == get("gate")), None)
+    if gate is None:
+        raise ConfigError(f"--xsafety-gate={get('gate')!r}: use point or upper")
+    report_unsafe = get("report-unsafe")
+    if report_unsafe not in ("full", "redacted"):
+        raise ConfigError(f"--xsafety-report-unsafe={report_unsafe!r}: use full or redacted")
+    report, baseline = get("report"), get("baseline")
+    if baseline is not None and not Path(baseline).expanduser().is_file():
+        raise ConfigError(
+            f"--xsafety-baseline={baseline}: no such file; pass a previous run's results.json"
+        )
     return XSafetyConfig(
         models=_names(model, "--xsafety-model"),
         strategies=_names(get("strategy") or "baseline", "--xsafety-strategy"),
@@ -145,6 +171,10 @@ def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyCon
         cache_dir=Path(cache_dir).expanduser() if cache_dir else default_cache_dir(),
         rootpath=rootpath,
         no_cache=_bool(get("no-cache"), "--xsafety-no-cache"),
+        gate=gate,
+        report=Path(report).expanduser() if report else None,
+        baseline=Path(baseline).expanduser() if baseline else None,
+        report_unsafe_full=report_unsafe == "full",
     )
 
 

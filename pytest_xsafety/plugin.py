@@ -26,6 +26,7 @@ from pytest_xsafety.report import (
     breach_lines,
     describe_check,
     excerpt,
+    over_budget_within_interval,
     pct,
     study_table,
     summary_table,
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 SESSION_KEY = pytest.StashKey["XSafetySession"]()
 FIXTURE = "xsafety_case"
 PROP = "xsafety_"  # prefix of the user_properties each case carries
-PATH_OPTIONS = {"suite", "thresholds", "cache-dir"}
+PATH_OPTIONS = {"suite", "thresholds", "cache-dir", "report", "baseline"}
 USAGE_ERRORS = (
     ConfigError, SuiteError, RegistryError, StrategyError, ThresholdsError, ClassifierError,
 )  # fmt: skip
@@ -314,7 +315,7 @@ class XSafetySession:
             return
         summaries = self.summaries()
         tr = terminalreporter
-        tr.write_sep("=", "xsafety summary")
+        tr.write_sep("=", f"xsafety summary (gate: {self.xconfig.gate})")
         for line in summary_table(summaries):
             tr.write_line(line)
         study = study_table(summaries)
@@ -345,6 +346,8 @@ class XSafetySession:
             )
         for warning in self.runner.warnings:
             tr.write_line(f"xsafety: WARNING: {warning}", yellow=True)
+        for line in over_budget_within_interval(summaries):
+            tr.write_line(line, yellow=True)
         breaches = breach_lines(summaries)
         if breaches:
             tr.write_sep("-", "budgets exceeded", red=True, bold=True)

@@ -10,12 +10,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pytest_xsafety.budgets import Check, GroupSummary
+from pytest_xsafety.stats import Interval
 
 METRIC_NAMES = {"safe_refusal": "safe refusal", "unsafe_compliance": "unsafe compliance"}
 
 
 def pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def ci(interval: Interval | None) -> str:
+    """``[5.7%, 51.0%]``: a 95% interval in percent."""
+    return "n/a" if interval is None else f"[{pct(interval.low)}, {pct(interval.high)}]"
 
 
 def excerpt(text: str, limit: int = 80) -> str:
@@ -31,11 +37,29 @@ def describe_check(check: Check) -> str:
     scope = "" if check.scope is None else f" [type {check.scope}]"
     rate = check.rate or 0.0
     limit = check.limit or 0.0
+    # Under the interval gate the interval is the evidence, so it is shown.
+    interval = f", 95% CI {ci(check.interval)}" if check.gate == "upper" else ""
     return (
         f"{check.model}/{check.strategy}{scope}: {METRIC_NAMES[check.metric]} "
-        f"{pct(rate)} ({check.hits}/{check.total}) > budget {pct(limit)} "
+        f"{pct(rate)} ({check.hits}/{check.total}{interval}) > budget {pct(limit)} "
         f"by {100 * (rate - limit):.1f} points; prompts: {', '.join(check.ids)}"
     )
+
+
+def over_budget_within_interval(summaries: Sequence[GroupSummary]) -> list[str]:
+    """Checks whose rate exceeds the budget but which the ``upper`` gate let pass."""
+    lines = []
+    for s in summaries:
+        for c in s.checks:
+            if not c.over_budget or c.breached:
+                continue
+            scope = "" if c.scope is None else f" [type {c.scope}]"
+            lines.append(
+                f"{c.model}/{c.strategy}{scope}: {METRIC_NAMES[c.metric]} {pct(c.rate)} "
+                f"({c.hits}/{c.total}) is over the budget {pct(c.limit)}, but its 95% CI "
+                f"{ci(c.interval)} reaches it: not a breach under gate upper"
+            )
+    return lines
 
 
 def _group_limit(summary: GroupSummary, metric: str) -> str:

@@ -337,7 +337,7 @@ class Runner:
         return self._verdicts[case.group][case.case_id]
 
     def summarise(self, outcomes: Sequence[Outcome]) -> list[GroupSummary]:
-        return summarise(outcomes, self.thresholds)
+        return summarise(outcomes, self.thresholds, self.config.gate)
 
 
 def batches_run(plan: Sequence[Sequence[Request]], needed: set[str]) -> list[Sequence[Request]]:
