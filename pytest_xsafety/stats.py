@@ -36,8 +36,9 @@ def wilson(hits: int, total: int) -> Interval | None:
     from statsmodels.stats.proportion import proportion_confint
 
     low, high = proportion_confint(hits, total, alpha=1 - CONFIDENCE, method="wilson")
-    # statsmodels can return -1e-17 or 1 + 1e-16 at the edges.
-    return Interval(max(0.0, float(low)), min(1.0, float(high)))
+    # Rounding at the edges (0.9999999999999999 for n of n) must not leave the rate outside.
+    rate = hits / total
+    return Interval(max(0.0, min(float(low), rate)), min(1.0, max(float(high), rate)))
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,9 @@ def test_defaults_and_lists(tmp_path: Path) -> None:
         ({"model": "m", "dtype": "fp8"}, "--xsafety-dtype='fp8'"),
         ({"model": "m", "device": "tpu"}, "--xsafety-device='tpu'"),
         ({"model": " , "}, "--xsafety-model: give at least one name"),
+        ({"model": "m", "gate": "lower"}, "--xsafety-gate='lower': use point or upper"),
+        ({"model": "m", "report-unsafe": "some"}, "--xsafety-report-unsafe='some'"),
+        ({"model": "m", "baseline": "/nowhere/results.json"}, "--xsafety-baseline=/nowhere/"),
     ],
 )
 def test_bad_values(tmp_path: Path, values: dict[str, str | None], message: str) -> None:
