@@ -166,21 +166,22 @@ def test_unsafe_responses_in_full_on_request(pytester: pytest.Pytester) -> None:
     assert not any(c["response"]["redacted"] for c in doc["cases"])
 
 
-def test_a_bad_baseline_is_a_usage_error(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--xsafety-baseline", "old.json"],
+            "--xsafety-baseline old.json: not a pytest-xsafety results.json*",
+        ),
+        (["--xsafety-report", "taken/out"], "--xsafety-report=taken/out: cannot create it*"),
+    ],
+)
+def test_bad_report_paths_are_usage_errors(
+    pytester: pytest.Pytester, args: list[str], message: str
+) -> None:
     setup(pytester, refuse="poison")
     (pytester.path / "old.json").write_text('{"cases": []}')
-    result = run(pytester, [], "--xsafety-baseline", "old.json")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        ["ERROR: pytest-xsafety: --xsafety-baseline old.json: not a pytest-xsafety results.json*"]
-    )
-
-
-def test_a_report_folder_that_cannot_be_made_is_a_usage_error(pytester: pytest.Pytester) -> None:
-    setup(pytester, refuse="poison")
     (pytester.path / "taken").write_text("a file, not a folder")
-    result = run(pytester, [], "--xsafety-report", "taken/out")
+    result = run(pytester, [], *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        ["ERROR: pytest-xsafety: --xsafety-report=taken/out: cannot create it*"]
-    )
+    result.stderr.fnmatch_lines([f"ERROR: pytest-xsafety: {message}"])
