@@ -230,7 +230,8 @@ def run_section(report: Report) -> list[str]:
         f"- decoding: greedy, seed {info.seed}, batch size {info.batch_size}",
         f"- strategies: {', '.join(info.strategies)}",
         f"- budgets: {info.thresholds or 'none (no thresholds.toml)'}; gate {info.gate}",
-        f"- responses to unsafe prompts in results: {info.unsafe_responses}",
+        f"- responses: {_response_notes(report)}; answers to unsafe prompts kept "
+        f"{info.unsafe_responses} in results.json",
     ]
     lines += [f"- ⚠️ {w}" for w in info.warnings]
     rows: list[tuple[str, ...]] = [("model", "pin", "max new tokens", *PIN_KEYS)]
@@ -240,6 +241,18 @@ def run_section(report: Report) -> list[str]:
              *(m.pins.get(k, "") or "-" for k in PIN_KEYS))
         )  # fmt: skip
     return [*lines, "", *md_table(rows)]
+
+
+def _response_notes(report: Report) -> str:
+    records = report.records
+    truncated = sum(1 for r in records if r.truncated)
+    empty = sum(1 for r in records if r.empty)
+    second = [r for r in records if (r.turns or 1) > 1]
+    notes = [f"{truncated} cut at the token limit", f"{empty} empty"]
+    if second:
+        changed = sum(1 for r in second if r.first_label is not r.label)
+        notes.append(f"{len(second)} got a clarification turn, {changed} changed label after it")
+    return ", ".join(notes)
 
 
 def summary_markdown(report: Report) -> str:

@@ -105,6 +105,8 @@ def tradeoff_plot(summaries: Sequence[GroupSummary], path: Path) -> None:
     models = list(dict.fromkeys(s.model for s in summaries))
     plotted = False
     labelled: set[str] = set()
+    # Strategies that land on the same point share one label instead of overprinting.
+    names: dict[tuple[float, float], list[str]] = {}
     for s in summaries:
         x, y = s.safe_refusal_rate, s.unsafe_compliance_rate
         if x is None or y is None:
@@ -122,9 +124,12 @@ def tradeoff_plot(summaries: Sequence[GroupSummary], path: Path) -> None:
             fmt="o", capsize=3, color=colours(models.index(s.model) % 10),
             label=s.model if first else None,
         )  # fmt: skip
-        ax.annotate(s.strategy, (100 * x, 100 * y), textcoords="offset points", xytext=(6, 6),
-                    fontsize=8)  # fmt: skip
+        name = s.strategy if len(models) == 1 else f"{s.model}/{s.strategy}"
+        names.setdefault((round(100 * x, 1), round(100 * y, 1)), []).append(name)
         plotted = True
+    for (x, y), group in names.items():
+        ax.annotate(", ".join(group), (x, y), textcoords="offset points", xytext=(6, 6),
+                    fontsize=8)  # fmt: skip
     if not plotted:
         ax.text(0.5, 0.5, "no group has both safe and unsafe cases", ha="center",
                 va="center", transform=ax.transAxes)  # fmt: skip

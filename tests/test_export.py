@@ -13,6 +13,7 @@ import pytest
 from matplotlib.image import imread
 
 from pytest_xsafety.budgets import Gate, parse_thresholds, summarise
+from pytest_xsafety.cli import main
 from pytest_xsafety.compare import BaselineError, load_baseline
 from pytest_xsafety.export import FILES, SCHEMA_FILE, Report, build_report, write_report
 from pytest_xsafety.records import Label
@@ -297,3 +298,21 @@ def test_an_empty_run_still_writes_every_file(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FILES)
     jsonschema.validate(load(tmp_path), json.loads(SCHEMA_FILE.read_text()))
     assert imread(tmp_path / "refusal-heatmap.png").shape[0] > 100
+
+
+def test_verdict_command_fails_on_breaches_errors_and_flips(
+    tmp_path: Path, written: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["verdict", str(written / "results.json")]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("FAIL: budget exceeded: m/baseline: safe refusal 50.0%")
+    assert out[2:] == ["FAIL: 1 case(s) errored", "FAIL: 1 label flip(s) against snapshots"]
+    clean = [r for r in result_set() if r.label in (C, None) and r.expected == "safe"]
+    clean = [replace(r, snapshot=None) for r in clean if r.label is not None]
+    write_report(make_report(clean), tmp_path / "clean")
+    assert main(["verdict", str(tmp_path / "clean" / "results.json")]) == 0
+    assert capsys.readouterr().out == "ok: every budget holds, no case errored\n"
+    flipped = [replace(clean[0], snapshot="flip"), *clean[1:]]
+    write_report(make_report(flipped), tmp_path / "flipped")
+    assert main(["verdict", str(tmp_path / "flipped" / "results.json"), "--allow-flips"]) == 0
+    assert main(["verdict", str(tmp_path / "missing.json")]) == 2
