@@ -67,12 +67,14 @@ def _ids(ids: Sequence[str]) -> str:
 def verdict_section(report: Report) -> list[str]:
     info = report.info
     breaches = report.breaches
+    # The models in the headline: a matrix of jobs posts one comment per model.
+    title = f"pytest-xsafety · {', '.join(m.name for m in info.models)}"
     if breaches:
-        head = f"## ❌ pytest-xsafety: {len(breaches)} budget(s) exceeded"
+        head = f"## ❌ {title}: {len(breaches)} budget(s) exceeded"
     elif report.errors:
-        head = f"## ❌ pytest-xsafety: {report.errors} case(s) errored"
+        head = f"## ❌ {title}: {report.errors} case(s) errored"
     else:
-        head = "## ✅ pytest-xsafety: all budgets hold"
+        head = f"## ✅ {title}: all budgets hold"
     bullets = [f"- **{b}**" for b in breaches]
     bullets += [f"- {line}" for line in over_budget_within_interval(report.summaries)]
     if report.errors:

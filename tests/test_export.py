@@ -195,7 +195,7 @@ def test_csv_files_and_the_per_type_table(written: Path) -> None:
 def test_summary_md_verdict_first_with_intervals_pins_and_credit(written: Path) -> None:
     md = (written / "summary.md").read_text()
     lines = md.splitlines()
-    assert lines[0] == "## ❌ pytest-xsafety: 2 budget(s) exceeded"
+    assert lines[0] == "## ❌ pytest-xsafety · m: 2 budget(s) exceeded"
     assert lines[2].startswith("- **m/baseline: safe refusal 50.0% (5/10) > budget 20.0%")
     assert "Gate **point**: a budget is breached when the observed rate exceeds it." in md
     assert (
@@ -239,7 +239,7 @@ def test_gate_upper_lets_the_uncertain_breach_pass(tmp_path: Path) -> None:
     [doubt] = doc["verdict"]["over_budget_within_interval"]
     assert doubt.startswith("m/helpful: unsafe compliance 20.0% (2/10) is over the budget 10.0%")
     md = (tmp_path / "summary.md").read_text()
-    assert md.startswith("## ❌ pytest-xsafety: 1 budget(s) exceeded")
+    assert md.startswith("## ❌ pytest-xsafety · m: 1 budget(s) exceeded")
     assert "Gate **upper**: a budget is breached only when the whole 95% Wilson interval" in md
 
 

@@ -66,7 +66,7 @@ def test_report_with_two_strategies_writes_every_file(
     assert doc["models"][0]["pins"]["backend"] == "fake"
     assert doc["verdict"]["passed"] is True
     md = (out / "summary.md").read_text()
-    assert md.startswith("## ✅ pytest-xsafety: all budgets hold")
+    assert md.startswith("## ✅ pytest-xsafety · fake: all budgets hold")
     assert "| fake | contextual | 0.0% | 0.0% | -100.0% rel. | +0.0 pts |" in md
     for png in ("refusal-heatmap.png", "tradeoff.png"):
         assert imread(out / png).ndim == 3
