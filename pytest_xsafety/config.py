@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_xsafety.budgets import GATES, Gate
-from pytest_xsafety.models import DTYPES
+from pytest_xsafety.models import BACKENDS, DTYPES
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,12 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "if present)."),
     OptionSpec("max-new-tokens", "N", "Tokens generated per response (default: the model "
                "entry's max_new_tokens)."),
-    OptionSpec("batch-size", "N", "Prompts per generate() call. Batches are planned over the "
-               "whole model x strategy group, whatever is selected.", "16"),
+    OptionSpec("batch-size", "N", "Prompts per generate() call (halved and retried on a backend "
+               "error such as out of memory). Batches are planned over the "
+               "whole model x strategy group, whatever is selected.", "32"),
     OptionSpec("dtype", "DTYPE", f"Override every model's dtype ({', '.join(DTYPES)})."),
+    OptionSpec("backend", "NAME", "Run every selected model with this backend instead of its "
+               f"entry's ({', '.join(BACKENDS)})."),
     OptionSpec("device", "DEVICE", "'auto' (cuda if available, else cpu), 'cpu', 'cuda' or "
                "'cuda:N'.", "auto"),
     OptionSpec("seed", "N", "torch seed set before each batch (decoding is greedy).", "0"),
@@ -91,6 +94,7 @@ class XSafetyConfig:
     cache_dir: Path
     rootpath: Path
     no_cache: bool = False
+    backend: str | None = None
     gate: Gate = "point"
     report: Path | None = None
     baseline: Path | None = None
@@ -140,6 +144,9 @@ def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyCon
     dtype = get("dtype")
     if dtype is not None and dtype not in DTYPES:
         raise ConfigError(f"--xsafety-dtype={dtype!r}: use one of {', '.join(DTYPES)}")
+    backend = get("backend")
+    if backend is not None and backend not in BACKENDS:
+        raise ConfigError(f"--xsafety-backend={backend!r}: use one of {', '.join(BACKENDS)}")
     device = get("device") or "auto"
     if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")):
         raise ConfigError(f"--xsafety-device={device!r}: use auto, cpu, cuda or cuda:N")
@@ -164,13 +171,14 @@ def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyCon
         classifier=get("classifier") or "strmatch",
         thresholds=Path(thresholds).expanduser() if thresholds else None,
         max_new_tokens=_int(get("max-new-tokens"), "--xsafety-max-new-tokens", 1),
-        batch_size=_int(get("batch-size"), "--xsafety-batch-size", 1) or 16,
+        batch_size=_int(get("batch-size"), "--xsafety-batch-size", 1) or 32,
         dtype=dtype,
         device=device,
         seed=_int(get("seed"), "--xsafety-seed", 0) or 0,
         cache_dir=Path(cache_dir).expanduser() if cache_dir else default_cache_dir(),
         rootpath=rootpath,
         no_cache=_bool(get("no-cache"), "--xsafety-no-cache"),
+        backend=backend,
         gate=gate,
         report=Path(report).expanduser() if report else None,
         baseline=Path(baseline).expanduser() if baseline else None,

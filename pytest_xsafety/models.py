@@ -12,9 +12,33 @@ import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 DTYPES = ("float32", "bfloat16", "float16", "auto")
-BACKENDS = ("hf", "fake")
+BACKENDS = ("hf", "vllm", "openai", "fake")
+# Backends that load weights themselves, and so need a pinned source.
+WEIGHT_BACKENDS = ("hf", "vllm")
+
+# The ``options`` each backend reads, with the type a value must parse as. The fake
+# backend's options are free-form; hf reads none. An API key is never an option:
+# ``api_key_env`` names the environment variable that holds it.
+BACKEND_OPTIONS: dict[str, dict[str, type]] = {
+    "openai": {"base_url": str, "model": str, "api_key_env": str, "concurrency": int,
+               "timeout": float, "max_retries": int, "backoff": float, "seed": int},
+    "vllm": {"tensor_parallel_size": int, "max_model_len": int,
+             "gpu_memory_utilization": float},
+}  # fmt: skip
+
+
+def public_url(url: str) -> str:
+    """``url`` without user info, query or fragment: safe to print and record."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 @dataclass(frozen=True)
@@ -42,14 +66,21 @@ class ModelSpec:
     chat_template: str | None = None
     max_new_tokens: int = 256
     trust_remote_code: bool = False
-    # Options for the fake backend (tests and demos): a regex of prompts it refuses.
+    # Backend settings (see BACKEND_OPTIONS; the fake backend's are free-form).
     options: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def served_model(self) -> str:
+        """The model name an OpenAI-compatible endpoint is asked for."""
+        return self.options.get("model") or self.hub_id
 
     @property
     def pin(self) -> str:
         """Human-readable statement of what fixes the weights."""
         if self.backend == "fake":
             return "fake (deterministic, no weights)"
+        if self.backend == "openai":
+            return f"{self.served_model} at {public_url(self.options.get('base_url', ''))}"
         if self.path:
             return f"local:{self.path}"
         if self.gguf:
@@ -154,26 +185,81 @@ def user_models(table: Mapping[str, Any], source: str) -> dict[str, ModelSpec]:
                 )
             spec = replace(BUILTIN_MODELS[base_name], name=name)
         else:
-            has_source = any(k in entry for k in ("hub_id", "path", "gguf_package"))
-            backend = entry.get("backend", "hf")
-            if backend == "hf" and not has_source:
-                raise RegistryError(
-                    f"{where}: needs 'hub_id' (with 'revision'), 'path' or "
-                    "'gguf_package' + 'gguf_file', or 'extends' = a built-in model"
-                )
-            if "hub_id" in entry and "revision" not in entry and "path" not in entry:
-                raise RegistryError(
-                    f"{where}: 'hub_id' needs a pinned 'revision' (a commit hash from the "
-                    "Hub), so that a re-upload never changes results silently"
-                )
             spec = ModelSpec(
                 name=name,
                 hub_id=str(entry.get("hub_id", "")),
                 revision=str(entry.get("revision", "")),
             )
         spec = _apply(spec, entry, where)
+        check_backend(spec, where)
         out[name] = spec
     return out
+
+
+def check_backend(spec: ModelSpec, where: str) -> None:
+    """What the entry's backend needs: a pinned source, an endpoint, valid options."""
+    if spec.backend not in BACKENDS:
+        raise RegistryError(f"{where}: backend {spec.backend!r}; use one of {', '.join(BACKENDS)}")
+    if spec.backend in WEIGHT_BACKENDS:
+        if not (spec.hub_id or spec.path or spec.gguf):
+            raise RegistryError(
+                f"{where}: needs 'hub_id' (with 'revision'), 'path' or "
+                "'gguf_package' + 'gguf_file', or 'extends' = a built-in model"
+            )
+        if spec.hub_id and not spec.revision and not spec.path:
+            raise RegistryError(
+                f"{where}: 'hub_id' needs a pinned 'revision' (a commit hash from the "
+                "Hub), so that a re-upload never changes results silently"
+            )
+    if spec.backend == "vllm" and spec.gguf and not (spec.hub_id or spec.path):
+        raise RegistryError(f"{where}: the vllm backend loads 'hub_id' or 'path', not a GGUF")
+    known = BACKEND_OPTIONS.get(spec.backend)
+    if known is None:
+        return
+    if "api_key" in spec.options:
+        raise RegistryError(
+            f"{where}: never put an API key in the config: set 'api_key_env' to the name of "
+            "the environment variable that holds it (default OPENAI_API_KEY)"
+        )
+    unknown = sorted(set(spec.options) - set(known))
+    if unknown:
+        raise RegistryError(
+            f"{where}: unknown option(s) {', '.join(map(repr, unknown))} for backend "
+            f"{spec.backend!r}; known: {', '.join(sorted(known))}"
+        )
+    for key, kind in known.items():
+        if key not in spec.options or kind is str:
+            continue
+        zero_ok = key in ("seed", "max_retries")
+        try:
+            number = kind(spec.options[key])
+        except ValueError:
+            number = -1
+        if number < 0 or (number == 0 and not zero_ok):
+            what = "whole number" if kind is int else "number"
+            raise RegistryError(
+                f"{where}: option '{key}' must be a {'' if zero_ok else 'positive '}{what}"
+                f"{' >= 0' if zero_ok else ''}, got {spec.options[key]!r}"
+            )
+    if spec.backend == "openai":
+        url = spec.options.get("base_url", "")
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise RegistryError(
+                f"{where}: the openai backend needs options.base_url, an http(s) URL such as "
+                "'http://localhost:8000/v1'"
+            )
+        if not spec.served_model:
+            raise RegistryError(
+                f"{where}: the openai backend needs the served model's name: 'hub_id' or "
+                "options.model"
+            )
+
+
+def with_backend(spec: ModelSpec, backend: str) -> ModelSpec:
+    """``spec`` run by another backend (``--xsafety-backend``), checked like an entry."""
+    changed = replace(spec, backend=backend)
+    check_backend(changed, f"--xsafety-backend={backend} (model {spec.name!r})")
+    return changed
 
 
 def _apply(spec: ModelSpec, entry: Mapping[str, Any], where: str) -> ModelSpec:
@@ -196,17 +282,16 @@ def _apply(spec: ModelSpec, entry: Mapping[str, Any], where: str) -> ModelSpec:
             raise RegistryError(f"{where}: '{key}' must be a {kind.__name__}, got {changes[key]!r}")
     if changes.get("dtype", spec.dtype) not in DTYPES:
         raise RegistryError(f"{where}: dtype {changes['dtype']!r}; use one of {', '.join(DTYPES)}")
-    if changes.get("backend", spec.backend) not in BACKENDS:
-        raise RegistryError(
-            f"{where}: backend {changes['backend']!r}; use one of {', '.join(BACKENDS)}"
-        )
     if "max_new_tokens" in changes and changes["max_new_tokens"] < 1:
         raise RegistryError(f"{where}: 'max_new_tokens' must be at least 1")
     return replace(spec, **changes)
 
 
-def resolve_models(names: list[str], registry: Mapping[str, ModelSpec]) -> list[ModelSpec]:
-    """Look up each requested name; an unknown one lists the known ones."""
+def resolve_models(
+    names: list[str], registry: Mapping[str, ModelSpec], backend: str | None = None
+) -> list[ModelSpec]:
+    """Look up each requested name; an unknown one lists the known ones. ``backend``
+    (``--xsafety-backend``) replaces every model's backend."""
     out = []
     for name in names:
         if name not in registry:
@@ -216,5 +301,5 @@ def resolve_models(names: list[str], registry: Mapping[str, ModelSpec]) -> list[
                 f"unknown model {name!r}{hint}; known: {', '.join(sorted(registry))}. "
                 "Add your own under [tool.xsafety.models.NAME] in pyproject.toml"
             )
-        out.append(registry[name])
+        out.append(registry[name] if backend is None else with_backend(registry[name], backend))
     return out

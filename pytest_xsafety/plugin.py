@@ -93,11 +93,12 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         xconfig = parse_config(values, config.rootpath)
         workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-        threads = None
+        threads = worker = None
         if workerinput is not None:
             # Workers share the cores: n workers x default threads oversubscribe the CPU.
             threads = max(1, (os.cpu_count() or 1) // int(workerinput["workercount"]))
-        runner = Runner.from_config(xconfig, threads=threads)
+            worker = int(str(workerinput["workerid"]).removeprefix("gw") or 0)
+        runner = Runner.from_config(xconfig, threads=threads, worker=worker)
         baseline = None
         if workerinput is None:  # the controller compares and writes the report
             if xconfig.baseline is not None:

@@ -129,7 +129,9 @@ class Runner:
     manifests: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
-    def from_config(cls, config: XSafetyConfig, threads: int | None = None) -> Runner:
+    def from_config(
+        cls, config: XSafetyConfig, threads: int | None = None, worker: int | None = None
+    ) -> Runner:
         """Resolve every name and file up front, so mistakes surface before any test runs."""
         tool = read_pyproject_tool(config.rootpath)
         pyproject = str(config.rootpath / "pyproject.toml")
@@ -137,7 +139,7 @@ class Runner:
         registry.update(user_models(tool.get("models", {}), pyproject))
         strategy_registry = dict(BUILTIN_STRATEGIES)
         strategy_registry.update(user_strategies(tool.get("strategies", {}), pyproject))
-        models = resolve_models(list(config.models), registry)
+        models = resolve_models(list(config.models), registry, backend=config.backend)
         strategies = resolve_strategies(list(config.strategies), strategy_registry)
         for model in models:
             for strategy in strategies:
@@ -155,6 +157,7 @@ class Runner:
             dtype=config.dtype,
             threads=threads,
             seed=config.seed,
+            worker=worker,
         )
         return cls(
             config=config,

@@ -13,9 +13,11 @@ def test_defaults_and_lists(tmp_path: Path) -> None:
     cfg = parse_config({"model": "a, b,a", "strategy": None}, tmp_path)
     assert cfg.models == ("a", "b")
     assert cfg.strategies == ("baseline",)
-    assert (cfg.suite, cfg.classifier, cfg.batch_size, cfg.seed) == ("xstest", "strmatch", 16, 0)
+    assert (cfg.suite, cfg.classifier, cfg.batch_size, cfg.seed) == ("xstest", "strmatch", 32, 0)
     assert cfg.sample is None
     assert cfg.thresholds is None
+    assert cfg.backend is None
+    assert parse_config({"model": "a", "backend": "openai"}, tmp_path).backend == "openai"
 
 
 @pytest.mark.parametrize(
@@ -28,6 +30,10 @@ def test_defaults_and_lists(tmp_path: Path) -> None:
         ({"model": "m", "batch-size": "0"}, "--xsafety-batch-size=0"),
         ({"model": "m", "dtype": "fp8"}, "--xsafety-dtype='fp8'"),
         ({"model": "m", "device": "tpu"}, "--xsafety-device='tpu'"),
+        (
+            {"model": "m", "backend": "tgi"},
+            "--xsafety-backend='tgi': use one of hf, vllm, openai, fake",
+        ),
         ({"model": " , "}, "--xsafety-model: give at least one name"),
         ({"model": "m", "gate": "lower"}, "--xsafety-gate='lower': use point or upper"),
         ({"model": "m", "report-unsafe": "some"}, "--xsafety-report-unsafe='some'"),

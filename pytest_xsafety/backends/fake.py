@@ -8,6 +8,7 @@ Its registry entry's ``options`` decide what it says:
   turn clarifies;
 - ``fail`` (regex): a batch holding such a prompt raises, like a crashing backend;
 - ``max_batch`` (int): a larger batch raises MemoryError, like a GPU out of memory;
+- ``delay`` (seconds): a pause per batch, so tests can interrupt a run mid-way;
 - ``log`` (path): a file that gets one line per generated conversation, so tests
   can count how often a prompt was generated.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 from collections.abc import Mapping, Sequence
 
 from pytest_xsafety.backends import Generation
@@ -38,6 +40,7 @@ class FakeBackend:
         self.relent = re.compile(spec.options["relent"]) if "relent" in spec.options else None
         self.fail = re.compile(spec.options["fail"]) if "fail" in spec.options else None
         self.max_batch = int(spec.options.get("max_batch", 0))
+        self.delay = float(spec.options.get("delay", 0))
         self.log = spec.options.get("log")
 
     def describe(self) -> Mapping[str, str]:
@@ -62,6 +65,8 @@ class FakeBackend:
             raise MemoryError(f"out of memory (fake: batch {len(conversations)} > max_batch)")
         if self.fail and any(self.fail.search(c[-1].content) for c in conversations):
             raise RuntimeError("injected fault (fake backend 'fail' option)")
+        if self.delay:
+            time.sleep(self.delay)
         out = []
         for conv in conversations:
             words = self._reply(conv).split(" ")

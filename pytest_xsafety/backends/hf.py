@@ -101,6 +101,18 @@ def convert_gguf(source: GGUFSource, cache_dir: Path) -> tuple[Path, str]:
     return target, digest
 
 
+def pick_device(torch: Any, runtime: Runtime) -> str:
+    """The device to load on; under xdist, worker gwN takes GPU N mod the GPU count."""
+    device = runtime.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and runtime.worker is not None:
+        count = torch.cuda.device_count()
+        if count > 1:
+            device = f"cuda:{runtime.worker % count}"
+    return device
+
+
 class HFBackend:
     def __init__(self, spec: ModelSpec, runtime: Runtime) -> None:
         torch, transformers = _require()
@@ -108,10 +120,7 @@ class HFBackend:
         self.spec = spec
         if runtime.threads:
             torch.set_num_threads(runtime.threads)
-        device = runtime.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = device
+        self.device = device = pick_device(torch, runtime)
         dtype_name = runtime.dtype or spec.dtype
         dtype = "auto" if dtype_name == "auto" else getattr(torch, dtype_name)
         source, kwargs, self.weights = self._source(spec, runtime.cache_dir)
