@@ -2,6 +2,7 @@
 
 ``xsafety classify INPUT.csv`` labels a CSV of prompts and completions and,
 when the CSV carries human labels (``final_label``), reports agreement.
+``xsafety verdict results.json`` turns a report into an exit status for CI.
 """
 
 from __future__ import annotations
@@ -59,7 +60,43 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument(
         "-o", "--output", type=Path, help="output CSV (default: INPUT.labelled.csv)"
     )
+    verdict = sub.add_parser(
+        "verdict",
+        help="exit 1 when a report's budgets failed, a case errored or a label flipped",
+        description="Read the results.json an --xsafety-report run wrote; print what failed. "
+        "Exit 0 when every budget held, no case errored and no label flipped (against the "
+        "snapshots or the baseline run), else 1. For CI steps after the test run.",
+    )
+    verdict.add_argument("results", type=Path, help="results.json of an --xsafety-report run")
+    verdict.add_argument(
+        "--allow-flips", action="store_true", help="do not fail on label flips alone"
+    )
     return parser
+
+
+def _verdict(args: argparse.Namespace) -> int:
+    import json
+
+    path: Path = args.results
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        v = data["verdict"]
+        flips = {"snapshots": v["snapshot_flips"], "the baseline run": v["baseline_flips"] or 0}
+        breaches, errors = list(v["breaches"]), int(v["errors"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CliError(f"cannot read {path} as pytest-xsafety results: {exc}") from exc
+    failures = [f"budget exceeded: {b}" for b in breaches]
+    if errors:
+        failures.append(f"{errors} case(s) errored")
+    flipped = [f"{n} label flip(s) against {what}" for what, n in flips.items() if n]
+    if not args.allow_flips:
+        failures += flipped
+    for line in failures:
+        print(f"FAIL: {line}")
+    if not failures:
+        notes = f" ({'; '.join(flipped)}, allowed)" if flipped else ""
+        print(f"ok: every budget holds, no case errored{notes}")
+    return 1 if failures else 0
 
 
 def _classify(args: argparse.Namespace) -> int:
@@ -134,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "classify":
             return _classify(args)
+        if args.command == "verdict":
+            return _verdict(args)
     except CliError as exc:
         print(f"xsafety {args.command}: error: {exc}", file=sys.stderr)
         return 2

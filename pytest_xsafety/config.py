@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from pytest_xsafety.budgets import GATES, Gate
 from pytest_xsafety.models import BACKENDS, DTYPES
 from pytest_xsafety.snapshot import DRIFT_POLICIES, UNSAFE_MODES, DriftPolicy, UnsafeMode
 
@@ -75,6 +76,16 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("snapshot-unsafe", "{full,redacted}", "How responses to unsafe prompts are "
                "stored: 'redacted' keeps length, sha256 and the first 80 characters.",
                "redacted"),
+    OptionSpec("gate", "point|upper", "What breaches a budget: the observed rate ('point'), "
+               "or only a rate whose whole Wilson 95% interval lies above it ('upper').",
+               "point"),
+    OptionSpec("report", "DIR", "Write summary.md, results.json, results.csv, types.csv and "
+               "PNG plots into DIR (created; written by the controller only)."),
+    OptionSpec("baseline", "PATH", "A previous run's results.json: mark each case same or "
+               "flipped and test each model x strategy's change (exact McNemar)."),
+    OptionSpec("report-unsafe", "full|redacted", "Responses to unsafe prompts in the report: "
+               "'redacted' keeps the first 80 characters and a sha256; 'full' keeps the text.",
+               "redacted"),
 )  # fmt: skip
 
 
@@ -103,6 +114,10 @@ class XSafetyConfig:
     snapshot_dir: Path = Path("snapshots")
     drift: DriftPolicy = "label"
     snapshot_unsafe: UnsafeMode = "redacted"
+    gate: Gate = "point"
+    report: Path | None = None
+    baseline: Path | None = None
+    report_unsafe_full: bool = False
 
 
 def default_cache_dir() -> Path:
@@ -163,6 +178,17 @@ def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyCon
         )
     thresholds = get("thresholds")
     cache_dir = get("cache-dir")
+    gate = next((g for g in GATES if g == get("gate")), None)
+    if gate is None:
+        raise ConfigError(f"--xsafety-gate={get('gate')!r}: use point or upper")
+    report_unsafe = get("report-unsafe")
+    if report_unsafe not in ("full", "redacted"):
+        raise ConfigError(f"--xsafety-report-unsafe={report_unsafe!r}: use full or redacted")
+    report, baseline = get("report"), get("baseline")
+    if baseline is not None and not Path(baseline).expanduser().is_file():
+        raise ConfigError(
+            f"--xsafety-baseline={baseline}: no such file; pass a previous run's results.json"
+        )
     return XSafetyConfig(
         models=_names(model, "--xsafety-model"),
         strategies=_names(get("strategy") or "baseline", "--xsafety-strategy"),
@@ -185,6 +211,10 @@ def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyCon
         snapshot_unsafe=_choice(
             get("snapshot-unsafe") or "redacted", "--xsafety-snapshot-unsafe", UNSAFE_MODES
         ),
+        gate=gate,
+        report=Path(report).expanduser() if report else None,
+        baseline=Path(baseline).expanduser() if baseline else None,
+        report_unsafe_full=report_unsafe == "full",
     )
 
 

@@ -13,23 +13,29 @@ import contextlib
 import os
 import re
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_xsafety.budgets import GroupSummary, Outcome, ThresholdsError
+from pytest_xsafety.budgets import GroupSummary, ThresholdsError
 from pytest_xsafety.classify import ClassifierError
+from pytest_xsafety.compare import Baseline, BaselineError, load_baseline
 from pytest_xsafety.config import OPTIONS, ConfigError, XSafetyConfig, parse_config
+from pytest_xsafety.export import Report, build_report, write_report
 from pytest_xsafety.models import RegistryError
 from pytest_xsafety.records import Case, Label
 from pytest_xsafety.report import (
     breach_lines,
+    change_lines,
     describe_check,
     excerpt,
+    over_budget_within_interval,
     pct,
     study_table,
     summary_table,
 )
+from pytest_xsafety.results import PROP, CaseRecord, response_properties
 from pytest_xsafety.runner import CaseResult, CaseVerdict, Runner
 from pytest_xsafety.snapshot import (
     CaseStatus,
@@ -42,16 +48,14 @@ from pytest_xsafety.strategies import StrategyError
 from pytest_xsafety.suites import SuiteError, load_suite
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from pytest_xsafety.generate import Progress
 
 SESSION_KEY = pytest.StashKey["XSafetySession"]()
 FIXTURE = "xsafety_case"
-PROP = "xsafety_"  # prefix of the user_properties each case carries
-PATH_OPTIONS = {"suite", "thresholds", "cache-dir"}
+PATH_OPTIONS = {"suite", "thresholds", "cache-dir", "report", "baseline"}
 USAGE_ERRORS = (
     ConfigError, SuiteError, RegistryError, StrategyError, ThresholdsError, ClassifierError,
+    BaselineError,
 )  # fmt: skip
 
 
@@ -102,11 +106,25 @@ def pytest_configure(config: pytest.Config) -> None:
             threads = max(1, (os.cpu_count() or 1) // int(workerinput["workercount"]))
             worker = int(str(workerinput["workerid"]).removeprefix("gw") or 0)
         runner = Runner.from_config(xconfig, threads=threads, worker=worker)
+        baseline = None
+        if workerinput is None:  # the controller compares and writes the report
+            if xconfig.baseline is not None:
+                baseline = load_baseline(xconfig.baseline)
+            if xconfig.report is not None:
+                make_report_dir(xconfig.report)
     except USAGE_ERRORS as exc:
         raise pytest.UsageError(f"pytest-xsafety: {exc}") from None
-    session = XSafetySession(config, xconfig, runner)
+    session = XSafetySession(config, xconfig, runner, baseline)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "xsafety-session")
+
+
+def make_report_dir(path: Path) -> None:
+    """Create the report folder now, so that a bad path fails before any test runs."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--xsafety-report={path}: cannot create it ({exc.strerror})") from None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -178,6 +196,7 @@ def xsafety_case(request: pytest.FixtureRequest) -> CaseCheck:
         (PROP + "type", p.type),
         (PROP + "expected", p.label),
         (PROP + "classifier", f"{r.classifier}=={r.classifier_version}"),
+        (PROP + "verdict", verdict.status),
     ]
     if r.error is not None:
         request.node.user_properties.extend([*props, (PROP + "error", r.error)])
@@ -194,6 +213,9 @@ def xsafety_case(request: pytest.FixtureRequest) -> CaseCheck:
     snap, assertion = session.snapshot(request, r)
     if snap is not None:
         props += [(PROP + name, value) for name, value in snap.properties()]
+    if session.xconfig.report is not None:
+        unsafe = p.label == "unsafe"
+        props += response_properties(r.generation.text, unsafe, session.xconfig.report_unsafe_full)
     request.node.user_properties.extend(props)
     return CaseCheck(verdict, snap, assertion)
 
@@ -202,36 +224,29 @@ class GenerationFailed(RuntimeError):
     """The backend could not answer this case, even alone; the cause is in the message."""
 
 
-def outcome_from_properties(props: dict[str, Any]) -> Outcome | None:
-    if PROP + "label" not in props:
-        return None
-    return Outcome(
-        model=str(props[PROP + "model"]),
-        strategy=str(props[PROP + "strategy"]),
-        prompt_id=str(props[PROP + "prompt_id"]),
-        prompt_type=str(props[PROP + "type"]),
-        expected="safe" if props[PROP + "expected"] == "safe" else "unsafe",
-        label=Label.parse(str(props[PROP + "label"])),
-    )
-
-
 _CASE_IN_NODEID = re.compile(r"\[(?P<id>[^\]]+)\]$")
 
 
 class XSafetySession:
     """Hooks for one run; registered only when the plugin is on."""
 
-    def __init__(self, config: pytest.Config, xconfig: XSafetyConfig, runner: Runner) -> None:
+    def __init__(
+        self,
+        config: pytest.Config,
+        xconfig: XSafetyConfig,
+        runner: Runner,
+        baseline: Baseline | None = None,
+    ) -> None:
         self.config = config
         self.xconfig = xconfig
         self.runner = runner
-        self.outcomes: dict[str, Outcome] = {}
-        self.errors: dict[str, str] = {}  # nodeid -> model/strategy
-        self.second_turns: dict[str, tuple[str, str]] = {}  # nodeid -> (first, final) label
-        self.empty: set[str] = set()
-        self.truncated: set[str] = set()
+        self._props: dict[str, dict[str, Any]] = {}  # nodeid -> the case's properties
+        self.records: dict[str, CaseRecord] = {}  # nodeid -> case, on the controller
         self._selected: list[Case] | None = None
         self.is_worker = hasattr(config, "workerinput")
+        self.baseline = baseline
+        self.report: Report | None = None  # built at the end when a report or baseline is asked
+        self.report_files: list[Path] = []
         self._case_groups = {c.case_id: f"{c.model}/{c.strategy}" for c in runner.cases()}
         runner.progress = self._progress
         self.snapshots: Snapshots | None = None
@@ -325,37 +340,32 @@ class XSafetySession:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
             return
-        props = dict(report.user_properties)
-        if PROP + "error" in props:
-            self.errors[report.nodeid] = f"{props[PROP + 'model']}/{props[PROP + 'strategy']}"
-        outcome = outcome_from_properties(props)
-        if outcome is not None:
-            self.outcomes[report.nodeid] = outcome
-            props_turns = int(str(props.get(PROP + "turns", 1)))
-            if props_turns > 1:
-                self.second_turns[report.nodeid] = (
-                    str(props.get(PROP + "first_label", "")),
-                    str(props[PROP + "label"]),
-                )
-            if props.get(PROP + "empty") == "true":
-                self.empty.add(report.nodeid)
-            if props.get(PROP + "truncated") == "true":
-                self.truncated.add(report.nodeid)
+        # Setup, call and teardown reports share the item's properties; the call
+        # phase may add some (snapshot status), so later reports extend earlier ones.
+        props = self._props.setdefault(report.nodeid, {})
+        props.update(report.user_properties)
+        record = CaseRecord.from_properties(props)
+        if record is not None:
+            self.records[report.nodeid] = record
             if PROP + "snapshot" in props:
                 self.snapshot_statuses[report.nodeid] = snapshot_status(props, self._prompts)
 
+    def run_records(self) -> list[CaseRecord]:
+        """Every case's record in run order (reports arrive in completion order under xdist)."""
+        order = {c.case_id: i for i, c in enumerate(self.runner.cases())}
+        return sorted(self.records.values(), key=lambda r: order.get(r.case_id, len(order)))
+
     def summaries(self) -> list[GroupSummary]:
-        # Reports arrive in completion order under xdist; show groups in run order.
-        order = {g: i for i, g in enumerate(dict.fromkeys(c.group for c in self.runner.cases()))}
-        groups = self.runner.summarise(list(self.outcomes.values()))
-        return sorted(groups, key=lambda s: order.get((s.model, s.strategy), len(order)))
+        outcomes = [o for r in self.run_records() if (o := r.outcome) is not None]
+        return self.runner.summarise(outcomes)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.is_worker or not (self.outcomes or self.errors):
+        if self.is_worker or not self.records:
             return
+        records = self.run_records()
         summaries = self.summaries()
         tr = terminalreporter
-        tr.write_sep("=", "xsafety summary")
+        tr.write_sep("=", f"xsafety summary (gate: {self.xconfig.gate})")
         for line in summary_table(summaries):
             tr.write_line(line)
         study = study_table(summaries)
@@ -363,29 +373,37 @@ class XSafetySession:
             tr.write_sep("-", "strategies against baseline (arXiv 2405.05418, both sides)")
             for line in study:
                 tr.write_line(line)
-        if self.second_turns:
-            flipped = sum(1 for a, b in self.second_turns.values() if a != b)
+        if self.report is not None and self.report.baseline is not None:
+            tr.write_sep("-", f"changes since {self.report.baseline.source} (exact McNemar)")
+            for line in change_lines(self.report.changes):
+                tr.write_line(line)
+        second = [r for r in records if (r.turns or 1) > 1]
+        if second:
+            flipped = sum(1 for r in second if r.first_label is not r.label)
             tr.write_line(
-                f"interactive: {len(self.second_turns)} case(s) got a clarification turn; "
+                f"interactive: {len(second)} case(s) got a clarification turn; "
                 f"{flipped} changed label after it"
             )
         notes = []
-        if self.empty:
-            notes.append(f"{len(self.empty)} empty response(s) (labelled by the classifier's "
+        if empty := sum(1 for r in records if r.empty):
+            notes.append(f"{empty} empty response(s) (labelled by the classifier's "
                          "empty-response rule)")  # fmt: skip
-        if self.truncated:
-            notes.append(f"{len(self.truncated)} response(s) cut at the token limit")
+        if truncated := sum(1 for r in records if r.truncated):
+            notes.append(f"{truncated} response(s) cut at the token limit")
         if notes:
             tr.write_line("responses: " + "; ".join(notes))
-        if self.errors:
-            groups = sorted(set(self.errors.values()))
+        errors = [r for r in records if r.label is None]
+        if errors:
+            groups = sorted({f"{r.model}/{r.strategy}" for r in errors})
             tr.write_line(
-                f"{len(self.errors)} case(s) errored: generation failed ({', '.join(groups)}); "
+                f"{len(errors)} case(s) errored: generation failed ({', '.join(groups)}); "
                 "they count in no rate. See the errors above.",
                 red=True,
             )
         for warning in self.runner.warnings:
             tr.write_line(f"xsafety: WARNING: {warning}", yellow=True)
+        for line in over_budget_within_interval(summaries):
+            tr.write_line(line, yellow=True)
         breaches = breach_lines(summaries)
         if breaches:
             tr.write_sep("-", "budgets exceeded", red=True, bold=True)
@@ -404,9 +422,13 @@ class XSafetySession:
             tr.write_sep("-", "xsafety snapshots")
             for line in snapshot_lines:
                 tr.write_line(line)
+        if self.report_files:
+            names = ", ".join(p.name for p in self.report_files)
+            tr.write_line(f"xsafety: report in {self.report_files[0].parent}: {names}")
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        # Runs before the terminal summary (the terminal reporter wraps this hook).
         if self.is_worker:
             return
         opt = self.config.option
@@ -417,9 +439,16 @@ class XSafetySession:
             and session.exitstatus == 0
         ):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # as syrupy does
-        if not self.outcomes:
+        if not self.records:
             return
-        if any(s.breaches for s in self.summaries()) and session.exitstatus == 0:
+        summaries = self.summaries()
+        if self.xconfig.report is not None or self.baseline is not None:
+            self.report = build_report(
+                self.runner.run_info(), self.run_records(), summaries, self.baseline
+            )
+            if self.xconfig.report is not None:
+                self.report_files = write_report(self.report, self.xconfig.report)
+        if any(s.breaches for s in summaries) and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     # Snapshots (syrupy): one file per case, see pytest_xsafety/snapshot.py ----------
@@ -503,7 +532,7 @@ class XSafetySession:
         opt = self.config.option
         if snaps is None or getattr(opt, "disable_unused_snapshots", False):
             return self._unused
-        if not (self.outcomes or self.errors):
+        if not self.records:
             return self._unused  # nothing ran (--collect-only, all deselected)
         groups = [g for g in self._groups() if snaps.group_dir(*g).is_dir()]
         if groups:

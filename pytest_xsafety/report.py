@@ -10,12 +10,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pytest_xsafety.budgets import Check, GroupSummary
+from pytest_xsafety.compare import GroupChange, SideChange
+from pytest_xsafety.stats import Interval
 
 METRIC_NAMES = {"safe_refusal": "safe refusal", "unsafe_compliance": "unsafe compliance"}
 
 
 def pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def ci(interval: Interval | None) -> str:
+    """``[5.7%, 51.0%]``: a 95% interval in percent."""
+    return "n/a" if interval is None else f"[{pct(interval.low)}, {pct(interval.high)}]"
 
 
 def excerpt(text: str, limit: int = 80) -> str:
@@ -31,14 +38,36 @@ def describe_check(check: Check) -> str:
     scope = "" if check.scope is None else f" [type {check.scope}]"
     rate = check.rate or 0.0
     limit = check.limit or 0.0
+    # Under the interval gate the interval is the evidence, so it is shown.
+    interval = f", 95% CI {ci(check.interval)}" if check.gate == "upper" else ""
     return (
         f"{check.model}/{check.strategy}{scope}: {METRIC_NAMES[check.metric]} "
-        f"{pct(rate)} ({check.hits}/{check.total}) > budget {pct(limit)} "
+        f"{pct(rate)} ({check.hits}/{check.total}{interval}) > budget {pct(limit)} "
         f"by {100 * (rate - limit):.1f} points; prompts: {', '.join(check.ids)}"
     )
 
 
-def _group_limit(summary: GroupSummary, metric: str) -> str:
+def over_budget_within_interval(summaries: Sequence[GroupSummary]) -> list[str]:
+    """Checks whose rate exceeds the budget but which the ``upper`` gate let pass."""
+    lines = []
+    for s in summaries:
+        for c in s.checks:
+            if not c.over_budget or c.breached:
+                continue
+            scope = "" if c.scope is None else f" [type {c.scope}]"
+            lines.append(
+                f"{c.model}/{c.strategy}{scope}: {METRIC_NAMES[c.metric]} {pct(c.rate)} "
+                f"({c.hits}/{c.total}) is over the budget {pct(c.limit)}, but its 95% CI "
+                f"{ci(c.interval)} reaches it: not a breach under gate upper"
+            )
+    return lines
+
+
+def group_verdict(s: GroupSummary) -> str:
+    return "fail" if s.breaches else "ok" if s.has_budget else "no budget"
+
+
+def group_limit(summary: GroupSummary, metric: str) -> str:
     for c in summary.checks:
         if c.metric == metric and c.scope is None and c.limit is not None:
             return f"<={pct(c.limit)}"
@@ -103,6 +132,14 @@ def study_rows(summaries: Sequence[GroupSummary], baseline: str = "baseline") ->
 
 def study_table(summaries: Sequence[GroupSummary], baseline: str = "baseline") -> list[str]:
     """The study as text; empty unless some model ran baseline and another strategy."""
+    cells = study_cells(summaries, baseline)
+    return _columns(cells, {2, 3, 4, 5}) if cells else []
+
+
+def study_cells(
+    summaries: Sequence[GroupSummary], baseline: str = "baseline"
+) -> list[tuple[str, ...]]:
+    """The study's header and rows as strings; empty when there is nothing to compare."""
     rows = study_rows(summaries, baseline)
     if not any(r.safe_reduction is not None or r.unsafe_change is not None for r in rows):
         return []
@@ -117,7 +154,7 @@ def study_table(summaries: Sequence[GroupSummary], baseline: str = "baseline") -
             rel = "n/a" if r.safe_reduction is None else f"{(-r.safe_reduction) or 0.0:+.1f}% rel."
             chg = "n/a" if r.unsafe_change is None else f"{r.unsafe_change:+.1f} pts"
         table.append((r.model, r.strategy, pct(r.safe_refusal), pct(r.unsafe_compliance), rel, chg))
-    return _columns(table, {2, 3, 4, 5})
+    return table
 
 
 def summary_table(summaries: Sequence[GroupSummary]) -> list[str]:
@@ -144,10 +181,31 @@ def summary_table(summaries: Sequence[GroupSummary]) -> list[str]:
             verdict = "no budget"
         if s.unscored:
             verdict += f", {s.unscored} unscored"
-        budgets = f"{_group_limit(s, 'safe_refusal')} / {_group_limit(s, 'unsafe_compliance')}"
+        budgets = f"{group_limit(s, 'safe_refusal')} / {group_limit(s, 'unsafe_compliance')}"
         rows.append((s.model, s.strategy, str(s.cases), safe, unsafe, budgets, verdict))
     return _columns(rows, {2})
 
 
 def breach_lines(summaries: Sequence[GroupSummary]) -> list[str]:
     return [describe_check(c) for s in summaries for c in s.breaches]
+
+
+def side_change(side: SideChange) -> str:
+    """``1/10 -> 3/10 (+2 -0), p = 0.5``: hits over the paired cases, then and now."""
+    t = side.test
+    return (
+        f"{side.before}/{t.pairs} -> {side.after}/{t.pairs} (+{t.gained} -{t.lost}), "
+        f"p = {t.p_value:.3g}"
+    )
+
+
+def change_lines(changes: Sequence[GroupChange]) -> list[str]:
+    """Per model x strategy: flips against the baseline run and McNemar's exact p per side."""
+    lines = []
+    for c in changes:
+        sides = "; ".join(f"{METRIC_NAMES[s.metric]} {side_change(s)}" for s in c.sides)
+        lines.append(
+            f"{c.model}/{c.strategy}: {c.compared} compared, {c.flipped} flipped, {c.new} new"
+            + (f"; {sides}" if sides else "")
+        )
+    return lines

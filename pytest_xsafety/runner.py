@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,6 +45,7 @@ from pytest_xsafety.models import (
     user_models,
 )
 from pytest_xsafety.records import Case, ChatMessage, Conversation, Label
+from pytest_xsafety.results import ModelInfo, RunInfo
 from pytest_xsafety.strategies import (
     BUILTIN_STRATEGIES,
     Strategy,
@@ -383,7 +385,30 @@ class Runner:
         return self._verdicts[case.group][case.case_id]
 
     def summarise(self, outcomes: Sequence[Outcome]) -> list[GroupSummary]:
-        return summarise(outcomes, self.thresholds)
+        return summarise(outcomes, self.thresholds, self.config.gate)
+
+    def run_info(self) -> RunInfo:
+        """What the report says about the run: suite, classifier, pins, decoding, gate."""
+        suite = self.suite
+        return RunInfo(
+            suite_name=suite.name,
+            suite_source=suite.source,
+            suite_sha256=suite.sha256,
+            suite_known_as=suite.known_as,
+            prompts=len(suite.prompts),
+            classifier=f"{self.classifier.name}=={self.classifier.version}",
+            strategies=tuple(self.strategies),
+            models=tuple(
+                ModelInfo(m, self.manifest(m), self.max_new_tokens(m)) for m in self.models
+            ),
+            seed=self.config.seed,
+            batch_size=self.config.batch_size,
+            thresholds=self.thresholds.source,
+            gate=self.config.gate,
+            unsafe_responses="full" if self.config.report_unsafe_full else "redacted",
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            warnings=tuple(self.warnings),
+        )
 
 
 def batches_run(plan: Sequence[Sequence[Request]], needed: set[str]) -> list[Sequence[Request]]:

@@ -41,6 +41,9 @@ def test_defaults_and_lists(tmp_path: Path) -> None:
         ({"model": "m", "classifier": "judge"}, "needs a judge model: add --xsafety-judge-model"),
         ({"model": "m", "drift": "labels"}, "--xsafety-drift='labels': use label or text"),
         ({"model": "m", "snapshot-unsafe": "none"}, "use full or redacted"),
+        ({"model": "m", "gate": "lower"}, "--xsafety-gate='lower': use point or upper"),
+        ({"model": "m", "report-unsafe": "some"}, "--xsafety-report-unsafe='some'"),
+        ({"model": "m", "baseline": "/nowhere/results.json"}, "--xsafety-baseline=/nowhere/"),
     ],
 )
 def test_bad_values(tmp_path: Path, values: dict[str, str | None], message: str) -> None:

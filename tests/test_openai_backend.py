@@ -365,6 +365,7 @@ def test_secrets_never_reach_any_output(
     result = pytester.runpytest(
         "--xsafety-model", "served", "--xsafety-suite", "suite.csv", "-p", "no:cacheprovider",
         "--junitxml", "junit.xml", "--xsafety-cache-dir", "cache", "-rA",
+        "--xsafety-report", "report",
     )  # fmt: skip
     result.assert_outcomes(passed=4, xfailed=2)
     assert server.auth == {f"Bearer {CANARY}"}  # the key was used...
@@ -372,5 +373,6 @@ def test_secrets_never_reach_any_output(
     written = [p for p in pytester.path.rglob("*") if p.is_file()]
     assert any(p.name == "responses.sqlite" for p in written)
     assert any(p.name == "junit.xml" for p in written)
+    assert any(p.name == "results.json" for p in written)  # with the run's pins
     for path in written:
         assert CANARY.encode() not in path.read_bytes(), path

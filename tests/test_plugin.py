@@ -285,7 +285,7 @@ def test_bad_threshold_type_is_rejected(pytester: pytest.Pytester) -> None:
 def test_importing_the_plugin_does_not_import_torch() -> None:
     code = (
         "import sys, pytest_xsafety.plugin, pytest_xsafety.runner;"
-        "heavy = [m for m in ('torch', 'transformers') if m in sys.modules];"
+        "heavy = [m for m in ('torch', 'transformers', 'statsmodels', 'matplotlib') if m in sys.modules];"
         "print(heavy); sys.exit(1 if heavy else 0)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

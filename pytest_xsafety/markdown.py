@@ -1,0 +1,271 @@
+"""``summary.md``: the run as a pull request comment or ``$GITHUB_STEP_SUMMARY``.
+
+Verdict first, then the numbers a reviewer needs to trust it: rates with 95%
+intervals, the strategies against baseline, the prompt types behind the
+refusals, what changed since the baseline run and the snapshots, and the pins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from pytest_xsafety.budgets import METRIC_KEYS
+from pytest_xsafety.report import (
+    ci,
+    group_limit,
+    group_verdict,
+    over_budget_within_interval,
+    pct,
+    study_cells,
+)
+from pytest_xsafety.stats import wilson
+
+if TYPE_CHECKING:
+    from pytest_xsafety.export import Report
+    from pytest_xsafety.results import CaseRecord
+
+GATES = {
+    "point": "a budget is breached when the observed rate exceeds it",
+    "upper": "a budget is breached only when the whole 95% Wilson interval lies above it",
+}
+CREDIT = (
+    "Prompts: XSTest (Röttger et al., NAACL 2024, "
+    "[doi:10.18653/v1/2024.naacl-long.301](https://doi.org/10.18653/v1/2024.naacl-long.301)), "
+    "CC-BY-4.0. Strategies after "
+    "[arXiv:2405.05418](https://arxiv.org/abs/2405.05418)."
+)
+MAX_LISTED = 20  # cases listed by id in a section before it says "and N more"
+PIN_KEYS = ("revision", "weights", "dtype", "device", "torch", "transformers")
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def md_table(rows: Sequence[Sequence[str]]) -> list[str]:
+    """A GitHub table; the first row is the header."""
+    header, *body = rows
+    lines = ["| " + " | ".join(_cell(c) for c in header) + " |"]
+    lines.append("|" + "|".join(" --- " for _ in header) + "|")
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in body]
+    return lines
+
+
+def _rate(hits: int, total: int) -> str:
+    if not total:
+        return "n/a"
+    return f"{pct(hits / total)} ({hits}/{total}) {ci(wilson(hits, total))}"
+
+
+def _ids(ids: Sequence[str]) -> str:
+    shown = ", ".join(f"`{i}`" for i in ids[:MAX_LISTED])
+    more = len(ids) - MAX_LISTED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def verdict_section(report: Report) -> list[str]:
+    info = report.info
+    breaches = report.breaches
+    # The models in the headline: a matrix of jobs posts one comment per model.
+    title = f"pytest-xsafety · {', '.join(m.name for m in info.models)}"
+    if breaches:
+        head = f"## ❌ {title}: {len(breaches)} budget(s) exceeded"
+    elif report.errors:
+        head = f"## ❌ {title}: {report.errors} case(s) errored"
+    else:
+        head = f"## ✅ {title}: all budgets hold"
+    bullets = [f"- **{b}**" for b in breaches]
+    bullets += [f"- {line}" for line in over_budget_within_interval(report.summaries)]
+    if report.errors:
+        bullets.append(f"- {report.errors} case(s) errored (generation failed): in no rate")
+    flips = report.snapshot_count("flip")
+    if flips:
+        bullets.append(f"- {flips} label flip(s) against the snapshots")
+    if report.baseline_flips:
+        bullets.append(f"- {report.baseline_flips} label flip(s) against the baseline run")
+    return [
+        head,
+        "",
+        *bullets,
+        *([""] if bullets else []),
+        f"{len(report.records)} cases: {len(info.models)} model(s) x {len(info.strategies)} "
+        f"strategy(ies) on {info.suite_name} ({info.prompts} prompts). "
+        f"Gate **{info.gate}**: {GATES[info.gate]}.",
+    ]
+
+
+def rates_section(report: Report) -> list[str]:
+    rows: list[tuple[str, ...]] = [
+        ("model", "strategy", "cases", "safe refusal (full+partial) [95% CI]",
+         "unsafe compliance [95% CI]", "budgets (safe / unsafe)", "verdict"),
+    ]  # fmt: skip
+    for s in report.summaries:
+        verdict = group_verdict(s).replace("fail", "**FAIL**")
+        extra = [f"{n} {what}" for n, what in ((s.unscored, "unscored"),
+                 (report.errors_in(s.model, s.strategy), "errored")) if n]  # fmt: skip
+        refused = s.safe_full_refusal + s.safe_partial_refusal
+        rows.append(
+            (
+                s.model,
+                s.strategy,
+                str(s.cases),
+                _rate(refused, s.safe),
+                _rate(s.unsafe_compliance, s.unsafe),
+                f"{group_limit(s, 'safe_refusal')} / {group_limit(s, 'unsafe_compliance')}",
+                ", ".join([verdict, *extra]),
+            )
+        )
+    return ["### Rates per model x strategy", "", *md_table(rows)]
+
+
+def study_section(report: Report) -> list[str]:
+    cells = study_cells(report.summaries)
+    if not cells:
+        return []
+    note = (
+        "Relative change of safe refusals and change of unsafe compliance (points) "
+        "against each model's `baseline` strategy (arXiv 2405.05418 reports both sides)."
+    )
+    return ["### Strategies against baseline", "", note, "", *md_table(cells)]
+
+
+def types_section(report: Report) -> list[str]:
+    from pytest_xsafety.export import types_frame
+
+    table = types_frame(report)
+    safe = table[(table["expected"] == "safe") & (table["refusals"] > 0)]
+    title = "### Prompt types that drive refusals of safe prompts"
+    if safe.empty:
+        return [title, "", "No safe prompt was refused."]
+    pairs = zip(table["model"], table["strategy"], strict=True)
+    groups = list(dict.fromkeys(f"{m}/{s}" for m, s in pairs))
+    cells: dict[str, dict[str, str]] = {}
+    totals: dict[str, int] = {}
+    every = table[table["expected"] == "safe"]
+    for ptype, model, strategy, refusals, cases in zip(
+        every["prompt_type"], every["model"], every["strategy"], every["refusals"],
+        every["cases"], strict=True,
+    ):  # fmt: skip
+        cells.setdefault(str(ptype), {})[f"{model}/{strategy}"] = f"{refusals}/{cases}"
+        totals[str(ptype)] = totals.get(str(ptype), 0) + int(refusals)
+    ranked = sorted((t for t in totals if totals[t]), key=lambda t: -totals[t])
+    rows: list[tuple[str, ...]] = [("prompt type", *groups)]
+    rows += [(t, *(cells[t].get(g, "-") for g in groups)) for t in ranked]
+    return [title, "", "Refused (full or partial) of the type's cases; most first.", "",
+            *md_table(rows)]  # fmt: skip
+
+
+def baseline_section(report: Report) -> list[str]:
+    base = report.baseline
+    if base is None:
+        return []
+    lines = ["### Changes since the baseline run", ""]
+    when = f", created {base.created}" if base.created else ""
+    lines.append(f"Baseline: `{base.source}`{when}.")
+    if base.suite_sha256 != report.info.suite_sha256:
+        lines.append("⚠️ The baseline ran another suite file (sha256 differs).")
+    if base.classifier and base.classifier != report.info.classifier:
+        lines.append(
+            f"⚠️ The baseline used classifier `{base.classifier}`; flips may be the "
+            "classifier's, not the model's."
+        )
+    lines.append("")
+    rows: list[tuple[str, ...]] = [
+        ("model", "strategy", "compared", "flipped", "new", "safe refusal before → after",
+         "McNemar p (safe)", "unsafe compliance before → after", "McNemar p (unsafe)"),
+    ]  # fmt: skip
+    for c in report.changes:
+        cols: list[str] = []
+        for metric in METRIC_KEYS.values():
+            side = c.side(metric)
+            if side is None:
+                cols += ["n/a", "n/a"]
+                continue
+            t = side.test
+            cols.append(f"{side.before}/{t.pairs} → {side.after}/{t.pairs} (+{t.gained} -{t.lost})")
+            cols.append(f"{t.p_value:.3g}")
+        rows.append((c.model, c.strategy, str(c.compared), str(c.flipped), str(c.new), *cols))
+    lines += md_table(rows)
+    lines += [
+        "",
+        "Exact McNemar test on the paired cases: a small p (say < 0.05) means the rate "
+        "moved more than label noise would explain.",
+    ]
+    flipped = [_flip(r, r.baseline_label) for r in report.records if r.baseline == "flipped"]
+    if flipped:
+        lines += ["", "Flipped: " + _ids(flipped)]
+    return lines
+
+
+def _flip(record: CaseRecord, old: str | None) -> str:
+    return f"{record.case_id} ({old} → {record.label.value if record.label else '?'})"
+
+
+def snapshot_section(report: Report) -> list[str]:
+    title = "### Label flips and drift from snapshots"
+    seen = [r for r in report.records if r.snapshot is not None]
+    if not seen:
+        return [title, "", "No snapshot status on these cases (snapshots were not checked)."]
+    counts = {s: report.snapshot_count(s) for s in ("unchanged", "drift", "flip", "new")}
+    lines = [title, "", ", ".join(f"{n} {s}" for s, n in counts.items()) + "."]
+    for status, what in (("flip", "Label flips"), ("drift", "Drift (same label, new text)")):
+        ids = [
+            _flip(r, r.snapshot_old_label) if status == "flip" else r.case_id
+            for r in seen
+            if r.snapshot == status
+        ]
+        if ids:
+            lines += ["", f"{what}: {_ids(ids)}"]
+    return lines
+
+
+def run_section(report: Report) -> list[str]:
+    info = report.info
+    known = f" ({info.suite_known_as})" if info.suite_known_as else ""
+    lines = [
+        "### Run",
+        "",
+        f"- suite: {info.suite_name} from `{info.suite_source}`, {info.prompts} prompts, "
+        f"sha256 `{info.suite_sha256[:16]}`{known}",
+        f"- classifier: `{info.classifier}`",
+        f"- decoding: greedy, seed {info.seed}, batch size {info.batch_size}",
+        f"- strategies: {', '.join(info.strategies)}",
+        f"- budgets: {info.thresholds or 'none (no thresholds.toml)'}; gate {info.gate}",
+        f"- responses: {_response_notes(report)}; answers to unsafe prompts kept "
+        f"{info.unsafe_responses} in results.json",
+    ]
+    lines += [f"- ⚠️ {w}" for w in info.warnings]
+    rows: list[tuple[str, ...]] = [("model", "pin", "max new tokens", *PIN_KEYS)]
+    for m in info.models:
+        rows.append(
+            (m.name, m.pins.get("model", ""), str(m.max_new_tokens),
+             *(m.pins.get(k, "") or "-" for k in PIN_KEYS))
+        )  # fmt: skip
+    return [*lines, "", *md_table(rows)]
+
+
+def _response_notes(report: Report) -> str:
+    records = report.records
+    truncated = sum(1 for r in records if r.truncated)
+    empty = sum(1 for r in records if r.empty)
+    second = [r for r in records if (r.turns or 1) > 1]
+    notes = [f"{truncated} cut at the token limit", f"{empty} empty"]
+    if second:
+        changed = sum(1 for r in second if r.first_label is not r.label)
+        notes.append(f"{len(second)} got a clarification turn, {changed} changed label after it")
+    return ", ".join(notes)
+
+
+def summary_markdown(report: Report) -> str:
+    sections = [
+        verdict_section(report),
+        rates_section(report),
+        study_section(report),
+        types_section(report),
+        baseline_section(report),
+        snapshot_section(report),
+        run_section(report),
+        ["---", "", CREDIT, ""],
+    ]
+    return "\n".join("\n".join(s) + "\n" for s in sections if s)
