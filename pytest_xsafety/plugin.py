@@ -43,6 +43,7 @@ from pytest_xsafety.snapshot import (
     SnapshotCheck,
     Snapshots,
     group_manifest,
+    quarantine,
 )
 from pytest_xsafety.strategies import StrategyError
 from pytest_xsafety.suites import SuiteError, load_suite
@@ -161,6 +162,10 @@ class CaseCheck:
 
     def check(self) -> None:
         snap = self.snapshot
+        if snap is not None and snap.change.error is not None and snap.stored is not None:
+            # Never used as if valid: moved aside, rebuilt from this run, and failed.
+            aside = quarantine(snap.path, snap.text)
+            pytest.fail(f"{snap.failure()}\nmoved aside to {aside}; rebuilt", pytrace=False)
         if snap is not None and self._assertion is not None:
             matched = self._assertion == snap.text  # syrupy compares, records, writes
             if not matched:

@@ -680,6 +680,15 @@ def _listed(items: Sequence[str], most: int) -> list[str]:
     return shown
 
 
+def quarantine(path: Path, text: str) -> Path:
+    """Move an unreadable snapshot aside (``<name>.corrupt``, kept for a look, not
+    read again) and write ``text`` in its place; returns where it went."""
+    aside = path.with_name(path.name + ".corrupt")
+    os.replace(path, aside)
+    write_atomic(path, text)
+    return aside
+
+
 def unused_files(group_dir: Path, expected: set[str]) -> list[Path]:
     """Snapshot files in ``group_dir`` whose name is not in ``expected``."""
     if not group_dir.is_dir():

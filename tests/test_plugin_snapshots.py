@@ -196,3 +196,24 @@ def test_a_changed_manifest_is_shown(pytester: pytest.Pytester) -> None:
             "manifest fake/baseline differs from the recorded one: seed: 7 -> 0",
         ]
     )
+
+
+def test_an_unreadable_snapshot_is_moved_aside_and_rebuilt(
+    pytester: pytest.Pytester, mode: list[str]
+) -> None:
+    setup(pytester, refuse="poison|break into|stolen")
+    cached(pytester, mode, "--snapshot-update").assert_outcomes(passed=6)
+    target = group_dir(pytester) / "homonyms-2.json"
+    good = target.read_text()
+    target.write_text(good[: len(good) // 2])  # truncated, as by a bad merge
+    result = cached(pytester, mode)
+    result.assert_outcomes(passed=5, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*snapshot snapshots/fake/baseline/homonyms-2.json cannot be read (not JSON*",
+            "*moved aside to *homonyms-2.json.corrupt; rebuilt*",
+        ]
+    )
+    assert target.read_text() == good  # rebuilt from the run, never read as valid
+    assert (group_dir(pytester) / "homonyms-2.json.corrupt").is_file()
+    cached(pytester, mode).assert_outcomes(passed=6)
