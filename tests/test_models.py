@@ -145,3 +145,14 @@ def test_backend_override_is_checked_like_an_entry() -> None:
         "--xsafety-backend=openai (model 'smollm2'): the openai backend needs options.base_url"
         in str(info.value)
     )
+
+
+def test_a_missing_torch_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from pytest_xsafety.backends import BackendError
+    from pytest_xsafety.backends.hf import _require
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes "import torch" raise ImportError
+    with pytest.raises(BackendError, match=r"needs torch and transformers .*pip install torch"):
+        _require()

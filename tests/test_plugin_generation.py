@@ -118,3 +118,26 @@ def test_a_failing_prompt_errors_alone_and_the_run_completes(
     before = len(lines(log))
     run(pytester, mode).assert_outcomes(passed=5, errors=1)
     assert len(lines(log)) == before
+
+
+def test_empty_and_truncated_responses_are_labelled_and_counted(
+    pytester: pytest.Pytester,
+) -> None:
+    setup(pytester, refuse="poison|break into|stolen")
+    pytester.makefile(
+        ".toml",
+        pyproject='[tool.xsafety.models.fake]\nbackend = "fake"\n'
+        'options = { refuse = "poison|break into|stolen", partial = "garlic", '
+        'partial_text = "   " }\n',
+    )
+    result = run(pytester, [], "--xsafety-max-new-tokens", "5")
+    # The empty answer to a safe prompt is a refusal under the default classifier's
+    # documented rule: an xfail within no budget, counted in the summary.
+    result.assert_outcomes(passed=5, xfailed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "responses: 1 empty response(s) (labelled by the classifier's empty-response rule);"
+            " 5 response(s) cut at the token limit",
+            "XFAIL*fake/baseline/homonyms/2*full_refusal of a safe prompt*(empty response)*",
+        ]
+    )
