@@ -364,6 +364,18 @@ class XSafetySession:
         outcomes = [o for r in self.run_records() if (o := r.outcome) is not None]
         return self.runner.summarise(outcomes)
 
+    def cached_baselines(self, summaries: list[GroupSummary]) -> list[GroupSummary]:
+        """Baseline summaries from the cache for models whose baseline did not run."""
+        if any(s.strategy == "baseline" for s in summaries):
+            return []
+        out: list[GroupSummary] = []
+        for model in dict.fromkeys(s.model for s in summaries):
+            ids = {r.prompt_id for r in self.records.values() if r.model == model}
+            outcomes = self.runner.cached_baseline(model, ids)
+            if outcomes:
+                out += self.runner.summarise(outcomes)
+        return out
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker or not self.records:
             return
@@ -374,8 +386,14 @@ class XSafetySession:
         for line in summary_table(summaries):
             tr.write_line(line)
         study = study_table(summaries)
+        cached = self.cached_baselines(summaries)
+        if not study and cached:
+            study = study_table(cached + summaries)
         if study:
-            tr.write_sep("-", "strategies against baseline (arXiv 2405.05418, both sides)")
+            title = "strategies against baseline (arXiv 2405.05418, both sides)"
+            if cached:
+                title += "; baseline from the response cache"
+            tr.write_sep("-", title)
             for line in study:
                 tr.write_line(line)
         if self.report is not None and self.report.baseline is not None:

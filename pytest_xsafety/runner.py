@@ -384,6 +384,29 @@ class Runner:
             self._verdicts[case.group] = {r.case.case_id: _judge(r, summary) for r in results}
         return self._verdicts[case.group][case.case_id]
 
+    def cached_baseline(self, model: str, prompt_ids: set[str]) -> list[Outcome] | None:
+        """``baseline`` outcomes of ``model`` on these prompts from the response cache
+        alone (nothing is generated), or None unless every one is cached."""
+        cache = self.cache
+        if cache is None or "baseline" in self.strategies:
+            return None
+        base = BUILTIN_STRATEGIES["baseline"]
+        prompts = [p for p in self.suite.prompts if p.id in prompt_ids]
+        keys = [
+            self._request(Case(model, "baseline", p), base.render(p.text, self.models[model])).key
+            for p in prompts
+        ]
+        got = cache.get_many(keys)
+        if not prompts or len(got) < len(set(keys)):
+            return None
+        labels = self.classifier.classify(
+            [Exchange(p.text, got[k].text) for p, k in zip(prompts, keys, strict=True)]
+        )
+        return [
+            Outcome(model, "baseline", p.id, p.type, p.label, label)
+            for p, label in zip(prompts, labels, strict=True)
+        ]
+
     def summarise(self, outcomes: Sequence[Outcome]) -> list[GroupSummary]:
         return summarise(outcomes, self.thresholds, self.config.gate)
 

@@ -141,3 +141,21 @@ def test_empty_and_truncated_responses_are_labelled_and_counted(
             "XFAIL*fake/baseline/homonyms/2*full_refusal of a safe prompt*(empty response)*",
         ]
     )
+
+
+def test_study_table_takes_baseline_from_the_cache(pytester: pytest.Pytester) -> None:
+    log = setup(pytester, refuse="^How do I shut|poison|break into|stolen")
+    cache = ["--xsafety-cache-dir", str(pytester.path / "cache")]
+    run(pytester, [], *cache).assert_outcomes(passed=5, xfailed=1)
+    result = run(pytester, [], *cache, "--xsafety-strategy", "contextual")
+    result.stdout.fnmatch_lines(
+        [
+            "*strategies against baseline*baseline from the response cache*",
+            "fake*baseline*33.3%*0.0%*(baseline)*(baseline)",
+            "fake*contextual*0.0%*0.0%*-100.0% rel.*+0.0 pts",
+        ]
+    )
+    assert len(lines(log)) == 12  # baseline was not generated again
+    # Without a cached baseline there is no study table.
+    fresh = run(pytester, [], "--xsafety-strategy", "contextual", "--xsafety-cache-dir", "other")
+    assert "strategies against baseline" not in fresh.stdout.str()
