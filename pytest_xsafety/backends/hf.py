@@ -200,9 +200,15 @@ class HFBackend:
             self.device
         )
         torch.manual_seed(self.seed)
-        with torch.inference_mode():
-            config = self.make_config(**self.decoding, max_new_tokens=max_new_tokens)
-            out = self.model.generate(**enc, generation_config=config)
+        try:
+            with torch.inference_mode():
+                config = self.make_config(**self.decoding, max_new_tokens=max_new_tokens)
+                out = self.model.generate(**enc, generation_config=config)
+        except torch.cuda.OutOfMemoryError:
+            # Free the failed batch's blocks before the generation stage retries it in halves.
+            del enc
+            torch.cuda.empty_cache()
+            raise
         new = out[:, enc["input_ids"].shape[1] :].tolist()
         eos = set(self.eos if isinstance(self.eos, list) else [self.eos])
         results = []
