@@ -3,8 +3,10 @@ shared XSTest labelled sets (read at run time, skipped when absent)."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -562,3 +564,42 @@ def test_default_beats_strmatch_on_held_out_sets(name: str) -> None:
     default = agreement(truth, get_classifier("default").classify(exchanges))
     assert default.three_class - strmatch.three_class > 0.05
     assert default.binary - strmatch.binary > 0.05
+
+
+def _train_script() -> Any:
+    pytest.importorskip("sklearn")
+    path = Path(__file__).resolve().parents[1] / "scripts" / "train_classifier.py"
+    spec = importlib.util.spec_from_file_location("train_classifier", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_learned_export_reproduces_the_fit_and_carries_no_text() -> None:
+    # The experiment in scripts/train_classifier.py (docs/classifiers.md: not
+    # adopted): its JSON export, read without scikit-learn, gives the fitted
+    # model's probabilities, and no term is long enough to carry a sentence.
+    train = _train_script()
+    cases = CASES + STYLE_CASES + RULES_CASES
+    rows = train.Rows(
+        [p for p, _, _ in cases],
+        [r for _, r, _ in cases],
+        [label.xstest for _, _, label in cases],
+        [explain(r, p) for p, r, _ in cases],
+    )
+    learned = train.Learned().fit(rows)
+    model = train.export(learned)
+    terms = [t for vec in model["vectorizers"] for t in vec["terms"]]
+    assert terms
+    assert max(len(t) for t in terms) < 25
+    unseen = ["  I  can't\n\n do   that!! ", "ok", "", "Ça va? Très   bien — merci."]
+    probe = train.Rows(
+        [""] * len(unseen), unseen, [C.xstest] * len(unseen), [explain(u) for u in unseen]
+    )
+    for batch in (rows, probe):
+        expected = learned.proba(batch)
+        for response, want in zip(batch.responses, expected, strict=True):
+            assert train.predict_json(model, response) == pytest.approx(list(want), abs=1e-5)
