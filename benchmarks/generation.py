@@ -4,8 +4,9 @@ Same model (SmolLM2-135M-Instruct, fp32, CPU), same prompts (XSTest, baseline
 strategy), same greedy decoding and new-token limit. The naive loop calls
 ``generate`` once per prompt, as XSTest's own scripts and most evaluation
 scripts do; the stage plans length-sorted batches and stops each sequence at
-EOS. Both run in this one process, one after the other; the script checks that
-both produce the same responses and prints wall times, tokens/s and the ratio.
+EOS. Both run in this one process, interleaved batch by batch so that other load
+on the machine weighs on both alike; the script checks that both produce the
+same responses and prints wall times, tokens/s and the ratio.
 
     python benchmarks/generation.py [--suite CSV] [--max-new-tokens 64]
         [--batch-size 32] [--limit N]
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from pytest_xsafety.backends import Generation, Runtime, load_backend
 from pytest_xsafety.config import default_cache_dir
-from pytest_xsafety.generate import Request, plan_batches, run_batches
+from pytest_xsafety.generate import Failure, Request, plan_batches, run_batches
 from pytest_xsafety.models import BUILTIN_MODELS
 from pytest_xsafety.strategies import BUILTIN_STRATEGIES
 from pytest_xsafety.suites import id_order, load_suite
@@ -52,23 +53,26 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model loaded in {time.perf_counter() - t0:.1f} s; {len(requests)} prompts, "
           f"{args.max_new_tokens} new tokens, {args.threads} threads")  # fmt: skip
 
-    t0 = time.perf_counter()
+    # Interleaved batch by batch (naive loop over a batch's prompts, then the stage on
+    # that batch), so that other load on the machine weighs on both sides alike.
     naive: dict[str, Generation] = {}
-    for i, r in enumerate(requests, 1):
-        naive[r.key] = backend.generate([r.conversation], args.max_new_tokens)[0]
-        if i % 50 == 0:
-            print(f"  naive loop: {i}/{len(requests)} ({time.perf_counter() - t0:.0f} s)",
-                  flush=True)  # fmt: skip
-    naive_s = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    staged = run_batches(
-        lambda: backend,
-        "smollm2/baseline",
-        plan_batches(requests, args.batch_size),
-        max_new_tokens=args.max_new_tokens,
-    )
-    stage_s = time.perf_counter() - t0
+    staged: dict[str, Generation | Failure] = {}
+    naive_s = stage_s = 0.0
+    plan = plan_batches(requests, args.batch_size)
+    for i, batch in enumerate(plan, 1):
+        t0 = time.perf_counter()
+        for r in batch:
+            naive[r.key] = backend.generate([r.conversation], args.max_new_tokens)[0]
+        t1 = time.perf_counter()
+        staged.update(
+            run_batches(lambda: backend, "smollm2/baseline", [batch],
+                        max_new_tokens=args.max_new_tokens)
+        )  # fmt: skip
+        t2 = time.perf_counter()
+        naive_s += t1 - t0
+        stage_s += t2 - t1
+        print(f"  batch {i}/{len(plan)}: naive {naive_s:.0f} s, stage {stage_s:.0f} s so far",
+              flush=True)  # fmt: skip
 
     differ = [k for k in naive if staged.get(k) != naive[k]]
     naive_tokens = sum(g.new_tokens for g in naive.values())
