@@ -313,9 +313,9 @@ class Runner:
         if strategy.interactive:
             # Second turns are planned per first-turn batch, so that which cases
             # share a batch never depends on what pytest selected.
-            by_key = {r.key: c for c in members for r in [first[c.case_id]]}
+            by_key = {first[c.case_id].key: c for c in members}
             turn2: list[list[Request]] = []
-            for batch in batches_run(plan, needed):
+            for batch in batches:
                 answered = [
                     (by_key[r.key], r, g)
                     for r in batch
@@ -357,13 +357,16 @@ class Runner:
                 )
                 continue
             responses = tuple(g for g in got if isinstance(g, Generation))
-            to_label.append((len(results), c, responses[-1]))
+            # An interactive case answered at once was already labelled (a judge is costly).
+            known = first_labels.get(c.case_id) if len(turns) == 1 else None
+            if known is None:
+                to_label.append((len(results), c, responses[-1]))
             results.append(
                 CaseResult(
                     c,
                     turns[-1].conversation,
                     responses,
-                    Label.UNSCORED,
+                    known or Label.UNSCORED,
                     self.classifier.name,
                     self.classifier.version,
                     first_label=first_labels.get(c.case_id) if len(turns) > 1 else None,
@@ -432,11 +435,6 @@ class Runner:
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             warnings=tuple(self.warnings),
         )
-
-
-def batches_run(plan: Sequence[Sequence[Request]], needed: set[str]) -> list[Sequence[Request]]:
-    """The planned batches that hold a needed request (whole, cached members included)."""
-    return [b for b in plan if any(r.key in needed for r in b)]
 
 
 def _judge(result: CaseResult, summary: GroupSummary) -> CaseVerdict:
