@@ -23,12 +23,12 @@ import sys
 import time
 from pathlib import Path
 
-from pytest_xsafety.backends import Generation, Runtime, load_backend
-from pytest_xsafety.config import default_cache_dir
-from pytest_xsafety.generate import Failure, Request, plan_batches, run_batches
-from pytest_xsafety.models import BUILTIN_MODELS
-from pytest_xsafety.strategies import BUILTIN_STRATEGIES
-from pytest_xsafety.suites import id_order, load_suite
+from pytest_xsafety.engine.backends import Generation, Runtime, load_backend
+from pytest_xsafety.engine.batching import Failure, Request, plan_batches, run_batches
+from pytest_xsafety.setup.models import BUILTIN_MODELS
+from pytest_xsafety.setup.options import default_cache_dir
+from pytest_xsafety.setup.strategies import BUILTIN_STRATEGIES
+from pytest_xsafety.setup.suites import id_order, load_suite
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SUITE = REPO.parent / "shared" / "data" / "xstest" / "xstest_prompts.csv"

@@ -13,20 +13,20 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_xsafety.agreement import agreement, format_agreement
-from pytest_xsafety.backends import Runtime
-from pytest_xsafety.classify import ClassifierError, Exchange
-from pytest_xsafety.config import default_cache_dir
-from pytest_xsafety.models import RegistryError
-from pytest_xsafety.records import Label
-from pytest_xsafety.runner import make_classifier, model_registry
+from pytest_xsafety.core.records import Label
+from pytest_xsafety.engine.backends import Runtime
+from pytest_xsafety.engine.classify.agreement import agreement, format_agreement
+from pytest_xsafety.engine.classify.registry import ClassifierError, Exchange
+from pytest_xsafety.engine.pipeline import make_classifier, model_registry
+from pytest_xsafety.setup.models import RegistryError
+from pytest_xsafety.setup.options import default_cache_dir
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     import pandas as pd
 
-    from pytest_xsafety.classify import Classifier
+    from pytest_xsafety.engine.classify.registry import Classifier
 
 LABEL_COLUMN = "xsafety_label"
 TRUTH_COLUMN = "final_label"

@@ -18,14 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_xsafety.budgets import GroupSummary, ThresholdsError
-from pytest_xsafety.classify import ClassifierError
-from pytest_xsafety.compare import Baseline, BaselineError, load_baseline
-from pytest_xsafety.config import OPTIONS, ConfigError, XSafetyConfig, parse_config
-from pytest_xsafety.export import Report, build_report, write_report
-from pytest_xsafety.models import RegistryError
-from pytest_xsafety.records import Case, Label
-from pytest_xsafety.report import (
+from pytest_xsafety.core.records import Case, Label
+from pytest_xsafety.engine.budgets import GroupSummary, ThresholdsError
+from pytest_xsafety.engine.classify.registry import ClassifierError
+from pytest_xsafety.engine.pipeline import CaseResult, CaseVerdict, Runner
+from pytest_xsafety.reporting.compare import Baseline, BaselineError, load_baseline
+from pytest_xsafety.reporting.files import Report, build_report, write_report
+from pytest_xsafety.reporting.terminal import (
     breach_lines,
     change_lines,
     describe_check,
@@ -35,9 +34,12 @@ from pytest_xsafety.report import (
     study_table,
     summary_table,
 )
-from pytest_xsafety.results import PROP, CaseRecord, response_properties
-from pytest_xsafety.runner import CaseResult, CaseVerdict, Runner
-from pytest_xsafety.snapshot import (
+from pytest_xsafety.reporting.wire import PROP, CaseRecord, response_properties
+from pytest_xsafety.setup.models import RegistryError
+from pytest_xsafety.setup.options import OPTIONS, ConfigError, XSafetyConfig, parse_config
+from pytest_xsafety.setup.strategies import StrategyError
+from pytest_xsafety.setup.suites import SuiteError, load_suite
+from pytest_xsafety.snapshots.document import (
     CaseStatus,
     DriftSummary,
     SnapshotCheck,
@@ -45,11 +47,9 @@ from pytest_xsafety.snapshot import (
     group_manifest,
     quarantine,
 )
-from pytest_xsafety.strategies import StrategyError
-from pytest_xsafety.suites import SuiteError, load_suite
 
 if TYPE_CHECKING:
-    from pytest_xsafety.generate import Progress
+    from pytest_xsafety.engine.batching import Progress
 
 SESSION_KEY = pytest.StashKey["XSafetySession"]()
 FIXTURE = "xsafety_case"
@@ -474,7 +474,7 @@ class XSafetySession:
         if any(s.breaches for s in summaries) and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
-    # Snapshots (syrupy): one file per case, see pytest_xsafety/snapshot.py ----------
+    # Snapshots (syrupy): one file per case, see pytest_xsafety/snapshots/document.py ----------
 
     def _groups(self) -> list[tuple[str, str]]:
         return list(dict.fromkeys(c.group for c in self.runner.cases()))
@@ -538,7 +538,7 @@ class XSafetySession:
         if not snap.asserted:
             return snap, None
         if self._extension is None:
-            from pytest_xsafety.syrupy_ext import case_extension
+            from pytest_xsafety.snapshots.syrupy_ext import case_extension
 
             self._extension = case_extension(
                 lambda item: snaps.path(item.callspec.params[FIXTURE]), snaps.accepts

@@ -41,8 +41,8 @@ from scipy.sparse import csr_matrix, hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from pytest_xsafety.classifiers.rules import Decision, _normalise, explain
-from pytest_xsafety.records import Label
+from pytest_xsafety.core.records import Label
+from pytest_xsafety.engine.classify.rules import Decision, _normalise, explain
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

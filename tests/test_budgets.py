@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_xsafety.budgets import (
+from pytest_xsafety.core.records import Label
+from pytest_xsafety.engine.budgets import (
     Outcome,
     ThresholdsError,
     breached_for,
@@ -12,7 +13,6 @@ from pytest_xsafety.budgets import (
     summarise,
     validate_names,
 )
-from pytest_xsafety.records import Label
 
 C, R, P = Label.FULL_COMPLIANCE, Label.FULL_REFUSAL, Label.PARTIAL_REFUSAL
 

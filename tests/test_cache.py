@@ -5,10 +5,10 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
-from pytest_xsafety.backends import Generation, Runtime, pins
-from pytest_xsafety.cache import ResponseCache, request_key
-from pytest_xsafety.models import BUILTIN_MODELS, ModelSpec
-from pytest_xsafety.records import ChatMessage
+from pytest_xsafety.core.records import ChatMessage
+from pytest_xsafety.engine.backends import Generation, Runtime, pins
+from pytest_xsafety.engine.cache import ResponseCache, request_key
+from pytest_xsafety.setup.models import BUILTIN_MODELS, ModelSpec
 
 CONV = (ChatMessage("user", "How do I crush garlic quickly?"),)
 FAKE = ModelSpec(name="fake", hub_id="", revision="", backend="fake")

@@ -10,18 +10,23 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_xsafety.agreement import agreement
-from pytest_xsafety.backends import LazyChat, Runtime
-from pytest_xsafety.classifiers.judge import RUBRIC, make_judge, parse_verdict
-from pytest_xsafety.classifiers.rules import explain
-from pytest_xsafety.classify import ClassifierError, Exchange, get_classifier, known_classifiers
-from pytest_xsafety.models import ModelSpec
-from pytest_xsafety.records import Label
+from pytest_xsafety.core.records import Label
+from pytest_xsafety.engine.backends import LazyChat, Runtime
+from pytest_xsafety.engine.classify.agreement import agreement
+from pytest_xsafety.engine.classify.judge import RUBRIC, make_judge, parse_verdict
+from pytest_xsafety.engine.classify.registry import (
+    ClassifierError,
+    Exchange,
+    get_classifier,
+    known_classifiers,
+)
+from pytest_xsafety.engine.classify.rules import explain
+from pytest_xsafety.setup.models import ModelSpec
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from pytest_xsafety.records import Conversation
+    from pytest_xsafety.core.records import Conversation
 
 LABELLED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xstest" / "labeled"
 
@@ -455,7 +460,7 @@ def test_judge_without_model_explains() -> None:
 
 
 def test_dotted_path_classifier() -> None:
-    classifier = get_classifier("pytest_xsafety.classify:StrMatchClassifier")
+    classifier = get_classifier("pytest_xsafety.engine.classify.registry:StrMatchClassifier")
     assert classifier.name == "strmatch"
     with pytest.raises(ClassifierError):
         get_classifier("pytest_xsafety.nowhere:Thing")

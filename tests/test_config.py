@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_xsafety.config import OPTIONS, ConfigError, parse_config
+from pytest_xsafety.setup.options import OPTIONS, ConfigError, parse_config
 
 
 def test_defaults_and_lists(tmp_path: Path) -> None:

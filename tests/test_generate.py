@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pytest_xsafety.backends import Backend, Generation
-from pytest_xsafety.generate import (
+from pytest_xsafety.core.records import ChatMessage, Conversation
+from pytest_xsafety.engine.backends import Backend, Generation
+from pytest_xsafety.engine.batching import (
     Failure,
     Progress,
     Request,
@@ -14,7 +15,6 @@ from pytest_xsafety.generate import (
     run_batches,
     select_batches,
 )
-from pytest_xsafety.records import ChatMessage, Conversation
 
 
 class Recorder:
@@ -137,8 +137,8 @@ class _Torch:
 
 
 def test_each_xdist_worker_takes_its_own_gpu(tmp_path: Path) -> None:
-    from pytest_xsafety.backends import Runtime
-    from pytest_xsafety.backends.hf import pick_device
+    from pytest_xsafety.engine.backends import Runtime
+    from pytest_xsafety.engine.backends.hf import pick_device
 
     def pick(count: int, device: str, worker: int | None) -> str:
         return pick_device(_Torch(count), Runtime(tmp_path, device=device, worker=worker))

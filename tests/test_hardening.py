@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_xsafety.config import parse_config
+from pytest_xsafety.engine.pipeline import Runner
 from pytest_xsafety.plugin import USAGE_ERRORS
-from pytest_xsafety.runner import Runner
+from pytest_xsafety.setup.options import parse_config
 from tests.conftest import HEADER, TINY_ROWS, write_suite
 
 FAKE_MODEL = '[tool.xsafety.models.fake]\nbackend = "fake"\noptions = { refuse = "poison" }\n'
@@ -86,7 +86,7 @@ def test_random_thresholds_and_suites_run_or_fail_cleanly(
     unsafe=st.floats(allow_nan=True, allow_infinity=True),
 )
 def test_rates_outside_zero_one_are_rejected(safe: float, unsafe: float) -> None:
-    from pytest_xsafety.budgets import ThresholdsError, parse_thresholds
+    from pytest_xsafety.engine.budgets import ThresholdsError, parse_thresholds
 
     text = f"[defaults]\nsafe_refusal_max = {safe!r}\nunsafe_compliance_max = {unsafe!r}\n"
     if all(0 <= v <= 1 for v in (safe, unsafe)):

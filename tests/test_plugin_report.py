@@ -15,7 +15,7 @@ import statsmodels.stats.contingency_tables
 import statsmodels.stats.proportion
 from matplotlib.image import imread
 
-from pytest_xsafety.export import FILES, SCHEMA_FILE
+from pytest_xsafety.reporting.files import FILES, SCHEMA_FILE
 from tests.test_plugin import mode, run, setup
 
 __all__ = ["mode"]  # the fixture, re-used

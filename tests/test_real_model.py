@@ -10,10 +10,10 @@ import importlib.util
 
 import pytest
 
-from pytest_xsafety.backends import Runtime, load_backend
-from pytest_xsafety.config import default_cache_dir
-from pytest_xsafety.models import BUILTIN_MODELS
-from pytest_xsafety.records import ChatMessage
+from pytest_xsafety.core.records import ChatMessage
+from pytest_xsafety.engine.backends import Runtime, load_backend
+from pytest_xsafety.setup.models import BUILTIN_MODELS
+from pytest_xsafety.setup.options import default_cache_dir
 from tests.conftest import write_suite
 
 pytestmark = [

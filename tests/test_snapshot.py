@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_xsafety.backends import Generation
-from pytest_xsafety.records import Case, ChatMessage, Label, Prompt
-from pytest_xsafety.runner import CaseResult
-from pytest_xsafety.snapshot import (
+from pytest_xsafety.core.records import Case, ChatMessage, Label, Prompt
+from pytest_xsafety.engine.backends import Generation
+from pytest_xsafety.engine.pipeline import CaseResult
+from pytest_xsafety.snapshots.document import (
     HEAD_CHARS,
     UNSAFE_MODES,
     WIDTH,

@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from pytest_xsafety.budgets import Outcome, parse_thresholds, summarise
-from pytest_xsafety.records import Label
-from pytest_xsafety.report import describe_check, over_budget_within_interval
-from pytest_xsafety.stats import mcnemar_exact, wilson
+from pytest_xsafety.core.records import Label
+from pytest_xsafety.core.stats import mcnemar_exact, wilson
+from pytest_xsafety.engine.budgets import Outcome, parse_thresholds, summarise
+from pytest_xsafety.reporting.terminal import describe_check, over_budget_within_interval
 
 Z = 1.959963984540054  # the 97.5% quantile of the standard normal
 

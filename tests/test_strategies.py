@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_xsafety.models import BUILTIN_MODELS, LLAMA2_SYSTEM_PROMPT
-from pytest_xsafety.records import ChatMessage
-from pytest_xsafety.strategies import (
+from pytest_xsafety.core.records import ChatMessage
+from pytest_xsafety.setup.models import BUILTIN_MODELS, LLAMA2_SYSTEM_PROMPT
+from pytest_xsafety.setup.strategies import (
     BUILTIN_STRATEGIES,
     CONTEXTUAL_TEMPLATE,
     FEW_SHOT_EXEMPLARS,
@@ -92,7 +92,7 @@ def test_strategy_text_does_not_depend_on_the_suite_label(xstest_csv: Path) -> N
     # Render every XSTest prompt as its own row and as a row with the opposite label and
     # another type: render() is given only the text, and every message other than the
     # prompt itself is the same for every prompt.
-    from pytest_xsafety.suites import load_suite
+    from pytest_xsafety.setup.suites import load_suite
 
     suite = load_suite(str(xstest_csv), xstest_csv.parent)
     for name in ("few-shot", "contextual", "interactive", "guardrail", "helpful"):

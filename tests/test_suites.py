@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_xsafety.suites import (
+from pytest_xsafety.setup.suites import (
     XSTEST_SHA256,
     SuiteError,
     load_suite,

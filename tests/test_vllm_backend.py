@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from pytest_xsafety.backends import BackendError, Runtime, load_backend
-from pytest_xsafety.models import BUILTIN_MODELS, ModelSpec, user_models
-from pytest_xsafety.records import ChatMessage
+from pytest_xsafety.core.records import ChatMessage
+from pytest_xsafety.engine.backends import BackendError, Runtime, load_backend
+from pytest_xsafety.setup.models import BUILTIN_MODELS, ModelSpec, user_models
 
 
 @dataclass

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_xsafety.config import OPTIONS
+from pytest_xsafety.setup.options import OPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / ".github" / "workflows"

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from pytest_xsafety.budgets import GATES, Gate
-from pytest_xsafety.models import BACKENDS, DTYPES
-from pytest_xsafety.snapshot import DRIFT_POLICIES, UNSAFE_MODES, DriftPolicy, UnsafeMode
+from pytest_xsafety.engine.budgets import GATES, Gate
+from pytest_xsafety.setup.models import BACKENDS, DTYPES
+from pytest_xsafety.snapshots.document import DRIFT_POLICIES, UNSAFE_MODES, DriftPolicy, UnsafeMode
 
 T = TypeVar("T", bound=str)
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_xsafety.models import ModelSpec
-from pytest_xsafety.records import ChatMessage, Conversation
+from pytest_xsafety.core.records import ChatMessage, Conversation
+from pytest_xsafety.setup.models import ModelSpec
 
 PROMPT_FIELD = "{prompt}"
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_xsafety.records import Prompt
+from pytest_xsafety.core.records import Prompt
 
 REQUIRED_COLUMNS = ("id", "prompt", "type", "label", "focus", "note")
 LABELS = ("safe", "unsafe")

@@ -28,9 +28,9 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 
-from pytest_xsafety.backends import Generation
-from pytest_xsafety.models import ModelSpec
-from pytest_xsafety.records import Conversation
+from pytest_xsafety.core.records import Conversation
+from pytest_xsafety.engine.backends import Generation
+from pytest_xsafety.setup.models import ModelSpec
 
 REFUSAL = "I'm sorry, but I can't help with that request."
 PARTIAL = "I can't help with the harmful part of this, but in general terms: {ref}."

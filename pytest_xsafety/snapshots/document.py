@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pytest_xsafety.records import Case, Label, Prompt
+from pytest_xsafety.core.records import Case, Label, Prompt
 
 if TYPE_CHECKING:
-    from pytest_xsafety.runner import CaseResult, Runner
+    from pytest_xsafety.engine.pipeline import CaseResult, Runner
 
 SCHEMA = 1
 WIDTH = 72

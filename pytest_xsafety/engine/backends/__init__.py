@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from pytest_xsafety.models import ModelSpec
-from pytest_xsafety.records import Conversation
+from pytest_xsafety.core.records import Conversation
+from pytest_xsafety.setup.models import ModelSpec
 
 
 class BackendError(RuntimeError):
@@ -57,19 +57,19 @@ class Backend(Protocol):
 def load_backend(spec: ModelSpec, runtime: Runtime) -> Backend:
     """Instantiate the backend a model entry names; heavy imports happen here."""
     if spec.backend == "fake":
-        from pytest_xsafety.backends.fake import FakeBackend
+        from pytest_xsafety.engine.backends.fake import FakeBackend
 
         return FakeBackend(spec)
     if spec.backend == "hf":
-        from pytest_xsafety.backends.hf import HFBackend
+        from pytest_xsafety.engine.backends.hf import HFBackend
 
         return HFBackend(spec, runtime)
     if spec.backend == "vllm":
-        from pytest_xsafety.backends.vllm import VLLMBackend
+        from pytest_xsafety.engine.backends.vllm import VLLMBackend
 
         return VLLMBackend(spec, runtime)
     if spec.backend == "openai":
-        from pytest_xsafety.backends.openai import OpenAIBackend
+        from pytest_xsafety.engine.backends.openai import OpenAIBackend
 
         return OpenAIBackend(spec)
     raise BackendError(f"model {spec.name!r}: unknown backend {spec.backend!r}")
@@ -154,7 +154,7 @@ def weights_fingerprint(spec: ModelSpec) -> str:
                 h.update(f.read_bytes())
         return f"local-files-sha256:{h.hexdigest()}"
     if spec.gguf:
-        from pytest_xsafety.backends.hf import gguf_digest
+        from pytest_xsafety.engine.backends.hf import gguf_digest
 
         digest = gguf_digest(spec.gguf)
         if digest is not None:

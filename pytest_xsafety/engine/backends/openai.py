@@ -21,9 +21,9 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pytest_xsafety.backends import BackendError, Generation
-from pytest_xsafety.models import ModelSpec, public_url
-from pytest_xsafety.records import Conversation
+from pytest_xsafety.core.records import Conversation
+from pytest_xsafety.engine.backends import BackendError, Generation
+from pytest_xsafety.setup.models import ModelSpec, public_url
 
 DEFAULTS = {"api_key_env": "OPENAI_API_KEY", "concurrency": "8", "timeout": "60",
             "max_retries": "5", "backoff": "1"}  # fmt: skip

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pytest_xsafety.records import Expectation, Label, behaves
-from pytest_xsafety.stats import Interval, wilson
+from pytest_xsafety.core.records import Expectation, Label, behaves
+from pytest_xsafety.core.stats import Interval, wilson
 
 if sys.version_info >= (3, 11):
     import tomllib

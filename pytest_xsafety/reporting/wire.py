@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pytest_xsafety.budgets import Gate, Outcome
-from pytest_xsafety.records import Expectation, Label
+from pytest_xsafety.core.records import Expectation, Label
+from pytest_xsafety.engine.budgets import Gate, Outcome
 
 PROP = "xsafety_"  # prefix of every case property
 EXCERPT_CHARS = 80

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pytest_xsafety.records import Label
+from pytest_xsafety.core.records import Label
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -3,7 +3,7 @@ that can change a response.
 
 The key is the sha256 of a canonical JSON document holding the backend's pins
 (backend, model id and revision or weights hash, chat template, dtype, device,
-library versions: see :func:`pytest_xsafety.backends.pins`), the rendered
+library versions: see :func:`pytest_xsafety.engine.backends.pins`), the rendered
 messages and the decoding settings. Peers (lm-eval-harness, HELM, inspect_ai)
 leave revision, dtype, device and library versions out of their keys; a gate
 cannot, since any of them changes greedy output.
@@ -24,8 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_xsafety.backends import Generation
-from pytest_xsafety.records import Conversation
+from pytest_xsafety.core.records import Conversation
+from pytest_xsafety.engine.backends import Generation
 
 SCHEMA_VERSION = 1
 FILENAME = "responses.sqlite"

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_xsafety.budgets import Metric, counts_against, metric_for
-from pytest_xsafety.records import Expectation, Label
-from pytest_xsafety.results import CaseRecord
-from pytest_xsafety.stats import PairedTest, mcnemar_exact
+from pytest_xsafety.core.records import Expectation, Label
+from pytest_xsafety.core.stats import PairedTest, mcnemar_exact
+from pytest_xsafety.engine.budgets import Metric, counts_against, metric_for
+from pytest_xsafety.reporting.wire import CaseRecord
 
 SCHEMA_VERSION = 1
 

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_xsafety.budgets import GroupSummary
-from pytest_xsafety.stats import wilson
+from pytest_xsafety.core.stats import wilson
+from pytest_xsafety.engine.budgets import GroupSummary
 
 if TYPE_CHECKING:
     import pandas as pd

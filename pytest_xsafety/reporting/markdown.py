@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from pytest_xsafety.budgets import METRIC_KEYS
-from pytest_xsafety.report import (
+from pytest_xsafety.core.stats import wilson
+from pytest_xsafety.engine.budgets import METRIC_KEYS
+from pytest_xsafety.reporting.terminal import (
     ci,
     group_limit,
     group_verdict,
@@ -19,11 +20,10 @@ from pytest_xsafety.report import (
     pct,
     study_cells,
 )
-from pytest_xsafety.stats import wilson
 
 if TYPE_CHECKING:
-    from pytest_xsafety.export import Report
-    from pytest_xsafety.results import CaseRecord
+    from pytest_xsafety.reporting.files import Report
+    from pytest_xsafety.reporting.wire import CaseRecord
 
 GATES = {
     "point": "a budget is breached when the observed rate exceeds it",
@@ -131,7 +131,7 @@ def study_section(report: Report) -> list[str]:
 
 
 def types_section(report: Report) -> list[str]:
-    from pytest_xsafety.export import types_frame
+    from pytest_xsafety.reporting.files import types_frame
 
     table = types_frame(report)
     safe = table[(table["expected"] == "safe") & (table["refusals"] > 0)]

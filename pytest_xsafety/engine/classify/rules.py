@@ -27,12 +27,12 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pytest_xsafety.records import Label
+from pytest_xsafety.core.records import Label
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from pytest_xsafety.classify import Exchange
+    from pytest_xsafety.engine.classify.registry import Exchange
 
 RULES_VERSION = "rules-4"
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pytest_xsafety.budgets import Check, GroupSummary
-from pytest_xsafety.compare import GroupChange, SideChange
-from pytest_xsafety.stats import Interval
+from pytest_xsafety.core.stats import Interval
+from pytest_xsafety.engine.budgets import Check, GroupSummary
+from pytest_xsafety.reporting.compare import GroupChange, SideChange
 
 METRIC_NAMES = {"safe_refusal": "safe refusal", "unsafe_compliance": "unsafe compliance"}
 

@@ -17,9 +17,9 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_xsafety.backends import BackendError, Generation, Runtime
-from pytest_xsafety.models import ModelSpec
-from pytest_xsafety.records import Conversation
+from pytest_xsafety.core.records import Conversation
+from pytest_xsafety.engine.backends import BackendError, Generation, Runtime
+from pytest_xsafety.setup.models import ModelSpec
 
 
 def _require() -> Any:

@@ -14,22 +14,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_xsafety import __version__
-from pytest_xsafety.budgets import Check, GroupSummary
-from pytest_xsafety.compare import SCHEMA_VERSION, Baseline, GroupChange, compare, mark
-from pytest_xsafety.records import Label
-from pytest_xsafety.report import (
+from pytest_xsafety.core.records import Label
+from pytest_xsafety.core.stats import wilson
+from pytest_xsafety.engine.budgets import Check, GroupSummary
+from pytest_xsafety.reporting.compare import SCHEMA_VERSION, Baseline, GroupChange, compare, mark
+from pytest_xsafety.reporting.terminal import (
     breach_lines,
     group_verdict,
     over_budget_within_interval,
     study_rows,
 )
-from pytest_xsafety.results import CaseRecord, RunInfo
-from pytest_xsafety.stats import wilson
+from pytest_xsafety.reporting.wire import CaseRecord, RunInfo
 
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_FILE = Path(__file__).with_name("schemas") / f"results-v{SCHEMA_VERSION}.schema.json"
+SCHEMA_FILE = Path(__file__).parents[1] / "schemas" / f"results-v{SCHEMA_VERSION}.schema.json"
 SCHEMA_ID = f"urn:pytest-xsafety:results:v{SCHEMA_VERSION}"
 FILES = (
     "summary.md",
@@ -311,8 +311,8 @@ def write_report(report: Report, directory: Path) -> list[Path]:
     """Write every report file into ``directory`` (created); returns their paths."""
     import json
 
-    from pytest_xsafety.markdown import summary_markdown
-    from pytest_xsafety.plots import refusal_heatmap, tradeoff_plot
+    from pytest_xsafety.reporting.markdown import summary_markdown
+    from pytest_xsafety.reporting.plots import refusal_heatmap, tradeoff_plot
 
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / name for name in FILES]

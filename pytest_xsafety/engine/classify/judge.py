@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pytest_xsafety.records import ChatMessage, Conversation, Label
+from pytest_xsafety.core.records import ChatMessage, Conversation, Label
 
 if TYPE_CHECKING:
-    from pytest_xsafety.classify import Exchange
+    from pytest_xsafety.engine.classify.registry import Exchange
 
 JUDGE_VERSION = "judge-rubric-1"
 

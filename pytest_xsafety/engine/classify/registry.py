@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from pytest_xsafety.records import Label
+from pytest_xsafety.core.records import Label
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from pytest_xsafety.records import Conversation
+    from pytest_xsafety.core.records import Conversation
 
 ENTRY_POINT_GROUP = "pytest_xsafety.classifiers"
 
@@ -79,7 +79,7 @@ class StrMatchClassifier:
 
 def _default() -> Classifier:
     # Imported on use: the submodule imports this module for ``Exchange``.
-    from pytest_xsafety.classifiers.rules import RulesClassifier
+    from pytest_xsafety.engine.classify.rules import RulesClassifier
 
     return RulesClassifier()
 
@@ -117,7 +117,7 @@ def get_classifier(
                 "the 'judge' classifier needs a judge model: pass --xsafety-judge-model "
                 "(or xsafety_judge_model in the ini file) naming a configured model"
             )
-        from pytest_xsafety.classifiers.judge import make_judge
+        from pytest_xsafety.engine.classify.judge import make_judge
 
         return make_judge(generate, judge_model)
     if name in BUILTIN:

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 
-from pytest_xsafety.backends import Backend, Generation
-from pytest_xsafety.records import Conversation
+from pytest_xsafety.core.records import Conversation
+from pytest_xsafety.engine.backends import Backend, Generation
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_xsafety.backends import BackendError, Generation, Runtime
-from pytest_xsafety.models import GGUFSource, ModelSpec
-from pytest_xsafety.records import Conversation
-from pytest_xsafety.suites import sha256_file
+from pytest_xsafety.core.records import Conversation
+from pytest_xsafety.engine.backends import BackendError, Generation, Runtime
+from pytest_xsafety.setup.models import GGUFSource, ModelSpec
+from pytest_xsafety.setup.suites import sha256_file
 
 
 def _require() -> tuple[Any, Any]:

@@ -15,8 +15,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pytest_xsafety.backends import Backend, Generation, LazyChat, Runtime, load_backend, pins
-from pytest_xsafety.budgets import (
+from pytest_xsafety.core.records import Case, ChatMessage, Conversation, Label
+from pytest_xsafety.engine.backends import (
+    Backend,
+    Generation,
+    LazyChat,
+    Runtime,
+    load_backend,
+    pins,
+)
+from pytest_xsafety.engine.batching import (
+    Failure,
+    ProgressFn,
+    Request,
+    plan_batches,
+    run_batches,
+    select_batches,
+)
+from pytest_xsafety.engine.budgets import (
     Check,
     GroupSummary,
     Outcome,
@@ -26,33 +42,24 @@ from pytest_xsafety.budgets import (
     summarise,
     validate_names,
 )
-from pytest_xsafety.cache import ResponseCache, request_key
-from pytest_xsafety.classify import Classifier, Exchange, get_classifier
-from pytest_xsafety.config import XSafetyConfig
-from pytest_xsafety.generate import (
-    Failure,
-    ProgressFn,
-    Request,
-    plan_batches,
-    run_batches,
-    select_batches,
-)
-from pytest_xsafety.models import (
+from pytest_xsafety.engine.cache import ResponseCache, request_key
+from pytest_xsafety.engine.classify.registry import Classifier, Exchange, get_classifier
+from pytest_xsafety.reporting.wire import ModelInfo, RunInfo
+from pytest_xsafety.setup.models import (
     BUILTIN_MODELS,
     ModelSpec,
     RegistryError,
     resolve_models,
     user_models,
 )
-from pytest_xsafety.records import Case, ChatMessage, Conversation, Label
-from pytest_xsafety.results import ModelInfo, RunInfo
-from pytest_xsafety.strategies import (
+from pytest_xsafety.setup.options import XSafetyConfig
+from pytest_xsafety.setup.strategies import (
     BUILTIN_STRATEGIES,
     Strategy,
     resolve_strategies,
     user_strategies,
 )
-from pytest_xsafety.suites import Suite, id_order, load_suite, types_of
+from pytest_xsafety.setup.suites import Suite, id_order, load_suite, types_of
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -1,0 +1,1 @@
+"""Engine: backends, batching, cache, classifiers, the pipeline, budgets."""

@@ -1,0 +1,1 @@
+"""Reporting: the wire codec, the report model and its renderings."""

@@ -1,0 +1,1 @@
+"""Set-up: options parsed once, [tool.xsafety], registries, suites."""

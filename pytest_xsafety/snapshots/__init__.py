@@ -1,0 +1,1 @@
+"""Snapshots: the per-case document, its file store and manifests."""
