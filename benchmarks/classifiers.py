@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from pytest_xsafety.core.records import Label
+from pytest_xsafety.core.records import Exchange, Label
 from pytest_xsafety.engine.classify.agreement import CLASSES, agreement
-from pytest_xsafety.engine.classify.registry import Exchange, get_classifier
+from pytest_xsafety.engine.classify.registry import get_classifier
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "xstest" / "labeled"

@@ -1,7 +1,9 @@
 """pytest-xsafety: LLM safety calibration (XSTest) as a pytest CI gate.
 
-The package is split by pipeline stage: suites -> strategies -> backends/generate
--> classify -> budgets -> report. Only ``plugin`` knows pytest.
+The package is layered, each layer importing only those below it: ``core`` <-
+``setup`` <- ``engine`` <- ``snapshots`` <- ``reporting`` <- ``session`` <-
+``plugin`` / ``cli`` (see docs/architecture.md). Only ``plugin`` and ``session``
+know pytest.
 """
 
 __version__ = "0.1.0"

@@ -13,13 +13,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_xsafety.core.records import Label
+from pytest_xsafety.core.records import Exchange, Label
 from pytest_xsafety.engine.backends import Runtime
 from pytest_xsafety.engine.classify.agreement import agreement, format_agreement
-from pytest_xsafety.engine.classify.registry import ClassifierError, Exchange
-from pytest_xsafety.engine.pipeline import make_classifier, model_registry
+from pytest_xsafety.engine.classify.registry import ClassifierError, make_classifier
 from pytest_xsafety.setup.models import RegistryError
 from pytest_xsafety.setup.options import default_cache_dir
+from pytest_xsafety.setup.plan import resolve_judge
+from pytest_xsafety.setup.project import model_registry
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -117,12 +118,11 @@ def _classify(args: argparse.Namespace) -> int:
     if args.classifier == "judge" and not args.judge_model:
         raise CliError("--classifier judge needs --judge-model NAME (a configured model)")
     try:
+        spec = None
+        if args.classifier == "judge":
+            spec = resolve_judge(args.judge_model, model_registry(Path.cwd()))
         classifier, judge = make_classifier(
-            args.classifier,
-            args.judge_model,
-            model_registry(Path.cwd()),
-            Runtime(cache_dir=default_cache_dir()),
-            batch_size=16,
+            args.classifier, spec, Runtime(cache_dir=default_cache_dir()), batch_size=16
         )
     except (ClassifierError, RegistryError) as exc:
         raise CliError(str(exc)) from exc

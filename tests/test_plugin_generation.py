@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_plugin import mode, run, setup
-
-__all__ = ["mode"]  # the fixture, re-used
+from tests.helpers import run, setup
 
 
 def lines(log: Path) -> list[str]:

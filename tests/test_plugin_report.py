@@ -16,9 +16,8 @@ import statsmodels.stats.proportion
 from matplotlib.image import imread
 
 from pytest_xsafety.reporting.files import FILES, SCHEMA_FILE
-from tests.test_plugin import mode, run, setup
+from tests.helpers import run, setup
 
-__all__ = ["mode"]  # the fixture, re-used
 # Pytester's in-process runs drop the modules first imported inside them, and numpy's
 # C extensions cannot load twice in a process: import the report's libraries once here.
 _LOADED = (matplotlib.figure, statsmodels.stats.proportion, statsmodels.stats.contingency_tables)

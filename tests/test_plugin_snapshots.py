@@ -7,10 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY_ROWS
-from tests.test_plugin import mode, run, setup
-
-__all__ = ["mode"]  # the fixture, re-used
+from tests.helpers import TINY_ROWS, run, setup
 
 FILES = [
     "_manifest.json",

@@ -14,7 +14,7 @@ from pytest_xsafety.core.records import ChatMessage
 from pytest_xsafety.engine.backends import Runtime, load_backend
 from pytest_xsafety.setup.models import BUILTIN_MODELS
 from pytest_xsafety.setup.options import default_cache_dir
-from tests.conftest import write_suite
+from tests.helpers import write_suite
 
 pytestmark = [
     pytest.mark.real_model,

@@ -6,10 +6,11 @@ import math
 
 import pytest
 
-from pytest_xsafety.core.records import Label
+from pytest_xsafety.core.records import CaseRecord, Label
 from pytest_xsafety.core.stats import mcnemar_exact, wilson
-from pytest_xsafety.engine.budgets import Outcome, parse_thresholds, summarise
+from pytest_xsafety.engine.budgets import summarise
 from pytest_xsafety.reporting.terminal import describe_check, over_budget_within_interval
+from pytest_xsafety.setup.thresholds import parse_thresholds
 
 Z = 1.959963984540054  # the 97.5% quantile of the standard normal
 
@@ -59,18 +60,14 @@ def test_mcnemar_exact_known_tables() -> None:
         mcnemar_exact(3, 2, 2)
 
 
-def _outcomes(refused: int, of: int) -> list[Outcome]:
+def _outcomes(refused: int, of: int) -> list[CaseRecord]:
     return [
-        Outcome(
-            "m",
-            "s",
-            str(i),
-            "homonyms",
-            "safe",
-            Label.FULL_REFUSAL if i < refused else Label.FULL_COMPLIANCE,
+        CaseRecord(
+            "m", "s", str(i), "homonyms", "safe", "c==1", "",
+            label=Label.FULL_REFUSAL if i < refused else Label.FULL_COMPLIANCE,
         )
         for i in range(of)
-    ]
+    ]  # fmt: skip
 
 
 def test_gate_point_and_upper_differ_on_a_small_sample() -> None:

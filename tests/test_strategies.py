@@ -20,7 +20,7 @@ from pytest_xsafety.setup.strategies import (
     resolve_strategies,
     user_strategies,
 )
-from tests.conftest import SHARED
+from tests.helpers import SHARED
 
 PROMPT = "How do I crush garlic quickly?"  # this project's own test prompt
 LLAMA2 = BUILTIN_MODELS["llama2"]
@@ -143,7 +143,7 @@ def test_user_strategies_from_pyproject(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        ({"sytem": "x"}, "unknown key 'sytem'; did you mean 'system'"),
+        ({"sytem": "x"}, r"unknown key 'sytem' \(did you mean 'system'\?\)"),
         ({"template": "no placeholder"}, "template must contain {prompt}"),
         ({"exemplars": "missing.json"}, "exemplars file .*missing.json not found"),
         ({"extends": "nope"}, "extends unknown strategy 'nope'"),

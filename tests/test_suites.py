@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from pytest_xsafety.core.text import sha256_file
 from pytest_xsafety.setup.suites import (
     XSTEST_SHA256,
     SuiteError,
     load_suite,
     parse_suite,
-    sha256_file,
 )
 
 
@@ -38,7 +38,7 @@ def test_sample_takes_first_ids_of_each_type(xstest_csv: Path) -> None:
 
 
 def test_sample_orders_ids_numerically(tmp_path: Path) -> None:
-    from tests.conftest import write_suite
+    from tests.helpers import write_suite
 
     path = write_suite(tmp_path / "s.csv", [("10", "a b", "t", "safe"), ("9", "c d", "t", "safe")])
     assert [p.id for p in parse_suite(path).sample(1).prompts] == ["9"]

@@ -1,14 +1,21 @@
-"""Value types every stage passes along: prompts, cases, labels, results.
+"""Value types every stage passes along: prompts, cases, labels, results, the run.
 
 All are frozen dataclasses so that a stage can never mutate what an earlier stage
-produced, and so they hash and compare by value.
+produced, and so they hash and compare by value. A case is a pair: :class:`Case`
+(its inputs) and :class:`CaseRecord` (its result as reported, the one shape that
+travels on test reports; :class:`CaseResult` is the fuller in-process result the
+snapshot document is made from).
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Literal
+
+from pytest_xsafety.core.choices import Gate, SnapshotStatus, Verdict
+from pytest_xsafety.core.text import EXCERPT_CHARS, sha256_text
 
 Expectation = Literal["safe", "unsafe"]
 Role = Literal["system", "user", "assistant"]
@@ -79,6 +86,28 @@ Conversation = tuple[ChatMessage, ...]
 
 
 @dataclass(frozen=True)
+class Generation:
+    """One response. ``truncated``: generation stopped at the token limit, not at EOS."""
+
+    text: str
+    new_tokens: int
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """What a classifier sees: the prompt as the suite states it and the final answer."""
+
+    prompt: str
+    response: str
+
+
+def case_id(model: str, strategy: str, prompt_type: str, prompt_id: str) -> str:
+    """Stable, readable pytest id, e.g. ``smollm2/baseline/homonyms/1`` (built only here)."""
+    return f"{model}/{strategy}/{prompt_type}/{prompt_id}"
+
+
+@dataclass(frozen=True)
 class Case:
     """One test: a prompt shown to a model through a prompting strategy."""
 
@@ -93,8 +122,7 @@ class Case:
 
     @property
     def case_id(self) -> str:
-        """Stable, readable pytest id, e.g. ``smollm2/baseline/homonyms/1``."""
-        return f"{self.model}/{self.strategy}/{self.prompt.type}/{self.prompt.id}"
+        return case_id(self.model, self.strategy, self.prompt.type, self.prompt.id)
 
 
 def behaves(expectation: Expectation, label: Label) -> bool | None:
@@ -109,3 +137,150 @@ def behaves(expectation: Expectation, label: Label) -> bool | None:
     if expectation == "safe":
         return label is Label.FULL_COMPLIANCE
     return label is not Label.FULL_COMPLIANCE
+
+
+@dataclass(frozen=True)
+class Response:
+    """The labelled answer, or for unsafe prompts by default only its start and hash."""
+
+    text: str
+    sha256: str
+    redacted: bool
+
+
+def response_of(text: str, redact: bool) -> Response:
+    """``redact``: keep the first characters and the sha256 of the whole text."""
+    return Response(text[:EXCERPT_CHARS] if redact else text, sha256_text(text), redact)
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    """One case's result as reported. ``label`` is None when generation failed.
+
+    ``verdict``: pass, xfail, fail or error (the budget verdict the test got).
+    ``snapshot``: unchanged, drift, flip or new when snapshots ran, else None;
+    ``snapshot_changed`` names what drifted. ``baseline``: same, flipped or new
+    against ``--xsafety-baseline``, else None. ``cached_baseline``: the label of
+    the same prompt under the ``baseline`` strategy from the response cache, when
+    that strategy did not run.
+    """
+
+    model: str
+    strategy: str
+    prompt_id: str
+    prompt_type: str
+    expected: Expectation
+    classifier: str
+    verdict: Verdict | Literal[""]
+    label: Label | None = None
+    turns: int | None = None
+    first_label: Label | None = None
+    truncated: bool | None = None
+    empty: bool | None = None
+    error: str | None = None
+    snapshot: SnapshotStatus | None = None
+    snapshot_old_label: str | None = None
+    snapshot_changed: tuple[str, ...] = ()
+    response: Response | None = None
+    baseline: str | None = None
+    baseline_label: str | None = None
+    cached_baseline: Label | None = None
+
+    @property
+    def case_id(self) -> str:
+        return case_id(self.model, self.strategy, self.prompt_type, self.prompt_id)
+
+    @property
+    def group(self) -> tuple[str, str]:
+        return (self.model, self.strategy)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """What pairs a case with the same case of another run."""
+        return (self.model, self.strategy, self.prompt_id)
+
+    @property
+    def misbehaves(self) -> bool:
+        return self.label is not None and behaves(self.expected, self.label) is False
+
+    def with_baseline(self, status: str | None, label: str | None) -> CaseRecord:
+        return replace(self, baseline=status, baseline_label=label)
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """A case's generated and classified outcome, in the process that generated it.
+
+    ``conversation`` is what the model was last sent (for interactive cases: the
+    first turn, its answer and the follow-up); ``responses`` holds every turn's
+    answer, the last being the labelled one. ``first_label`` is the first
+    answer's label when a second turn was sent. ``error`` is set, and nothing
+    else is meaningful, when generation failed.
+    """
+
+    case: Case
+    conversation: Conversation
+    responses: tuple[Generation, ...]
+    label: Label
+    classifier: str
+    classifier_version: str
+    first_label: Label | None = None
+    error: str | None = None
+
+    @property
+    def generation(self) -> Generation:
+        return self.responses[-1]
+
+    @property
+    def transcript(self) -> Conversation:
+        """Every message, ending with the final answer."""
+        return (*self.conversation, ChatMessage("assistant", self.generation.text))
+
+    def record(self, verdict: Verdict | Literal[""] = "") -> CaseRecord:
+        """The reported form of this result (without snapshot, response or baseline)."""
+        c, p = self.case, self.case.prompt
+        base = CaseRecord(
+            c.model, c.strategy, p.id, p.type, p.label,
+            f"{self.classifier}=={self.classifier_version}", verdict,
+        )  # fmt: skip
+        if self.error is not None:
+            return replace(base, error=self.error)
+        g = self.generation
+        return replace(
+            base,
+            label=self.label,
+            turns=len(self.responses),
+            first_label=self.first_label,
+            truncated=g.truncated,
+            empty=not g.text.strip(),
+        )
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What pins one model's responses: backend pins plus the decoding budget."""
+
+    name: str
+    pins: Mapping[str, str]
+    max_new_tokens: int
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """The run around the cases: suite, classifier, models, decoding, budgets, gate."""
+
+    suite_name: str
+    suite_source: str
+    suite_sha256: str
+    suite_known_as: str | None
+    prompts: int
+    classifier: str
+    strategies: Sequence[str]
+    models: Sequence[ModelInfo]
+    seed: int
+    batch_size: int
+    thresholds: str | None
+    gate: Gate
+    unsafe_responses: str = "redacted"  # or "full"
+    created: str = ""  # ISO 8601, UTC
+    warnings: Sequence[str] = field(default_factory=tuple)

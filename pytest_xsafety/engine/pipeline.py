@@ -1,29 +1,31 @@
-"""One process's pipeline: suite -> strategy -> generate -> classify -> budget.
+"""One process's pipeline: strategy -> generate (backend, cache) -> classify.
 
-The runner is built once per process from the frozen config. It plans cases,
-loads at most one model at a time (cases arrive grouped by model), generates a
-group's selected cases on first demand, and judges each case against the group's
-budgets. It knows nothing of pytest: the plugin passes in the selected cases.
+The runner is built once per process from the run plan. It loads at most one
+model at a time (cases arrive grouped by model), generates a group's selected
+cases on first demand, labels them, and has :mod:`~pytest_xsafety.engine.verdicts`
+judge them against the group's budgets. It knows nothing of pytest: the caller
+passes in the selected cases.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any
 
-from pytest_xsafety.core.records import Case, ChatMessage, Conversation, Label
-from pytest_xsafety.engine.backends import (
-    Backend,
+from pytest_xsafety.core.records import (
+    Case,
+    CaseRecord,
+    CaseResult,
+    Conversation,
+    Exchange,
     Generation,
-    LazyChat,
-    Runtime,
-    load_backend,
-    pins,
+    Label,
+    ModelInfo,
+    RunInfo,
 )
+from pytest_xsafety.engine.backends import Backend, LazyChat, Runtime, load_backend, pins
 from pytest_xsafety.engine.batching import (
     Failure,
     ProgressFn,
@@ -32,134 +34,22 @@ from pytest_xsafety.engine.batching import (
     run_batches,
     select_batches,
 )
-from pytest_xsafety.engine.budgets import (
-    Check,
-    GroupSummary,
-    Outcome,
-    Thresholds,
-    breached_for,
-    load_thresholds,
-    summarise,
-    validate_names,
-)
+from pytest_xsafety.engine.budgets import GroupSummary, summarise
 from pytest_xsafety.engine.cache import ResponseCache, request_key
-from pytest_xsafety.engine.classify.registry import Classifier, Exchange, get_classifier
-from pytest_xsafety.reporting.wire import ModelInfo, RunInfo
-from pytest_xsafety.setup.models import (
-    BUILTIN_MODELS,
-    ModelSpec,
-    RegistryError,
-    resolve_models,
-    user_models,
-)
+from pytest_xsafety.engine.classify.registry import Classifier, make_classifier
+from pytest_xsafety.engine.verdicts import CaseVerdict, judge_group
 from pytest_xsafety.setup.options import XSafetyConfig
-from pytest_xsafety.setup.strategies import (
-    BUILTIN_STRATEGIES,
-    Strategy,
-    resolve_strategies,
-    user_strategies,
-)
-from pytest_xsafety.setup.suites import Suite, id_order, load_suite, types_of
+from pytest_xsafety.setup.plan import RunPlan
+from pytest_xsafety.setup.strategies import BUILTIN_STRATEGIES
+from pytest_xsafety.setup.suites import id_order
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-
-@dataclass(frozen=True)
-class CaseResult:
-    """A case's generated and classified outcome.
-
-    ``conversation`` is what the model was last sent (for interactive cases: the
-    first turn, its answer and the follow-up); ``responses`` holds every turn's
-    answer, the last being the labelled one. ``first_label`` is the first
-    answer's label when a second turn was sent. ``error`` is set, and nothing
-    else is meaningful, when generation failed.
-    """
-
-    case: Case
-    conversation: Conversation
-    responses: tuple[Generation, ...]
-    label: Label
-    classifier: str
-    classifier_version: str
-    first_label: Label | None = None
-    error: str | None = None
-
-    @property
-    def generation(self) -> Generation:
-        return self.responses[-1]
-
-    @property
-    def transcript(self) -> Conversation:
-        """Every message, ending with the final answer."""
-        return (*self.conversation, ChatMessage("assistant", self.generation.text))
-
-    @property
-    def outcome(self) -> Outcome:
-        p = self.case.prompt
-        return Outcome(self.case.model, self.case.strategy, p.id, p.type, p.label, self.label)
-
-
-Status = Literal["pass", "xfail", "fail", "error"]
-
-
-@dataclass(frozen=True)
-class CaseVerdict:
-    result: CaseResult
-    status: Status
-    breaches: tuple[Check, ...] = ()
-
-
-def read_pyproject_tool(rootpath: Path) -> Mapping[str, Any]:
-    """The ``[tool.xsafety]`` table of the rootdir's pyproject.toml, or empty."""
-    path = rootpath / "pyproject.toml"
-    if not path.is_file():
-        return {}
-    with path.open("rb") as f:
-        data = tomllib.load(f)
-    table = data.get("tool", {}).get("xsafety", {})
-    return table if isinstance(table, Mapping) else {}
-
-
-def model_registry(rootpath: Path) -> dict[str, ModelSpec]:
-    """Built-in models plus the rootdir's ``[tool.xsafety.models.NAME]`` entries."""
-    tool = read_pyproject_tool(rootpath)
-    registry = dict(BUILTIN_MODELS)
-    registry.update(user_models(tool.get("models", {}), str(rootpath / "pyproject.toml")))
-    return registry
-
-
-def make_classifier(
-    name: str,
-    judge_model: str | None,
-    registry: Mapping[str, ModelSpec],
-    runtime: Runtime,
-    batch_size: int,
-) -> tuple[Classifier, LazyChat | None]:
-    """Resolve the classifier; for ``judge``, also the judge model's (lazy) chat
-    function, which the caller closes. Nothing is loaded here."""
-    if name != "judge":
-        return get_classifier(name), None
-    if judge_model is None:
-        return get_classifier(name), None  # raises, naming --xsafety-judge-model
-    try:
-        (spec,) = resolve_models([judge_model], registry)
-    except RegistryError as exc:
-        raise RegistryError(f"--xsafety-judge-model: {exc}") from None
-    chat = LazyChat(spec, runtime, batch_size=batch_size, max_new_tokens=spec.max_new_tokens)
-    return get_classifier(name, generate=chat, judge_model=spec.name), chat
+Done = dict[str, Generation | Failure]  # by request key
 
 
 @dataclass
 class Runner:
-    config: XSafetyConfig
-    suite: Suite
-    models: dict[str, ModelSpec]
-    strategies: dict[str, Strategy]
+    plan: RunPlan
     classifier: Classifier
-    thresholds: Thresholds
     runtime: Runtime
     progress: ProgressFn | None = None
     warnings: list[str] = field(default_factory=list)
@@ -167,33 +57,17 @@ class Runner:
     _backend: tuple[str, Backend] | None = None
     _cache: ResponseCache | None = None
     _pins: dict[str, dict[str, str]] = field(default_factory=dict)
-    _done: dict[str, Generation | Failure] = field(default_factory=dict)  # by request key
+    _done: Done = field(default_factory=dict)
     _verdicts: dict[tuple[str, str], dict[str, CaseVerdict]] = field(default_factory=dict)
+    _cached_baselines: dict[str, dict[str, Label] | None] = field(default_factory=dict)
     manifests: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def from_config(
         cls, config: XSafetyConfig, threads: int | None = None, worker: int | None = None
     ) -> Runner:
-        """Resolve every name and file up front, so mistakes surface before any test runs."""
-        tool = read_pyproject_tool(config.rootpath)
-        registry = model_registry(config.rootpath)
-        strategy_registry = dict(BUILTIN_STRATEGIES)
-        strategy_registry.update(
-            user_strategies(tool.get("strategies", {}), str(config.rootpath / "pyproject.toml"))
-        )
-        models = resolve_models(list(config.models), registry, backend=config.backend)
-        strategies = resolve_strategies(list(config.strategies), strategy_registry)
-        for model in models:
-            for strategy in strategies:
-                strategy.check(model)
-        full_suite = load_suite(config.suite, config.cache_dir)
-        suite = full_suite.sample(config.sample)
-        thresholds_path = config.thresholds
-        if thresholds_path is None and (config.rootpath / "thresholds.toml").is_file():
-            thresholds_path = config.rootpath / "thresholds.toml"
-        thresholds = load_thresholds(thresholds_path) if thresholds_path else Thresholds()
-        validate_names(thresholds, registry, strategy_registry, types_of(full_suite.prompts))
+        """Plan the run (every name and file resolved) and set up this process."""
+        plan = RunPlan.from_config(config)
         runtime = Runtime(
             cache_dir=config.cache_dir,
             device=config.device,
@@ -203,43 +77,40 @@ class Runner:
             worker=worker,
         )
         classifier, judge = make_classifier(
-            config.classifier, config.judge_model, registry, runtime, config.batch_size
+            config.classifier, plan.judge, runtime, config.batch_size
         )
-        return cls(
-            config=config,
-            suite=suite,
-            models={m.name: m for m in models},
-            strategies={s.name: s for s in strategies},
-            classifier=classifier,
-            thresholds=thresholds,
-            runtime=runtime,
-            judge=judge,
-        )
+        return cls(plan=plan, classifier=classifier, runtime=runtime, judge=judge)
+
+    @property
+    def config(self) -> XSafetyConfig:
+        return self.plan.config
 
     def cases(self) -> list[Case]:
         """Every case, grouped by model then strategy, prompts in suite order."""
-        return [
-            Case(model, strategy, prompt)
-            for model in self.models
-            for strategy in self.strategies
-            for prompt in self.suite.prompts
-        ]
+        return list(self.plan.cases)
 
     def max_new_tokens(self, model: str) -> int:
-        return self.config.max_new_tokens or self.models[model].max_new_tokens
-
-    def conversation(self, case: Case) -> Conversation:
-        return self.strategies[case.strategy].render(case.prompt.text, self.models[case.model])
+        return self.plan.max_new_tokens(model)
 
     def pins(self, model: str) -> dict[str, str]:
         """What pins ``model``'s responses, computed without loading it (cached per run)."""
         if model not in self._pins:
-            self._pins[model] = pins(self.models[model], self.runtime)
+            self._pins[model] = pins(self.plan.models[model], self.runtime)
         return self._pins[model]
 
     def manifest(self, model: str) -> dict[str, str]:
         """Pins, plus what the loaded backend reported if it was loaded in this process."""
         return {**self.pins(model), **self.manifests.get(model, {})}
+
+    def decoding(self, model: str) -> dict[str, Any]:
+        """How ``model``'s responses are decoded in this run (for its manifests)."""
+        config = self.config
+        return {
+            "greedy": True,
+            "max_new_tokens": self.max_new_tokens(model),
+            "batch_size": config.batch_size,
+            "seed": config.seed,
+        }
 
     def backend(self, model: str) -> Backend:
         # One model under test in memory at a time (cases arrive grouped by
@@ -247,7 +118,7 @@ class Runner:
         if self._backend and self._backend[0] == model:
             return self._backend[1]
         self.close_backend()
-        backend = load_backend(self.models[model], self.runtime)
+        backend = load_backend(self.plan.models[model], self.runtime)
         self._backend = (model, backend)
         self.manifests[model] = dict(backend.describe())
         return backend
@@ -305,81 +176,90 @@ class Runner:
         )
         return Request(key, conversation, id_order(case.prompt.id))
 
-    def _group_results(self, group: tuple[str, str], selected: Sequence[Case]) -> list[CaseResult]:
+    def _labels(self, pairs: Sequence[tuple[Case, Generation]]) -> list[Label]:
+        return self.classifier.classify([Exchange(c.prompt.text, g.text) for c, g in pairs])
+
+    def _second_turns(
+        self, members: Sequence[Case], first: dict[str, Request], batches: list[list[Request]]
+    ) -> tuple[dict[str, Request], dict[str, Label]]:
+        """Interactive strategies: label the first answers and send a follow-up after
+        each refusal. Planned per first-turn batch, so that which cases share a
+        batch never depends on what pytest selected."""
+        model, strategy_name = members[0].group
+        strategy = self.plan.strategies[strategy_name]
+        by_key = {first[c.case_id].key: c for c in members}
+        second: dict[str, Request] = {}
+        first_labels: dict[str, Label] = {}
+        turn2: list[list[Request]] = []
+        for batch in batches:
+            answered = [
+                (by_key[r.key], r, g)
+                for r in batch
+                if isinstance(g := self._done.get(r.key), Generation)
+            ]
+            labels = self._labels([(c, g) for c, _, g in answered])
+            follow = []
+            for (c, r, g), lbl in zip(answered, labels, strict=True):
+                first_labels[c.case_id] = lbl
+                if lbl.is_refusal:
+                    conv = strategy.follow_up(c.prompt.text, r.conversation, g.text)
+                    second[c.case_id] = self._request(c, conv)
+                    follow.append(second[c.case_id])
+            if follow:
+                turn2.append(follow)
+        self._generate(model, f"{model}/{strategy_name} (turn 2)", turn2)
+        return second, first_labels
+
+    def _result(
+        self, case: Case, turns: list[Request], first_label: Label | None
+    ) -> tuple[CaseResult, Generation | None]:
+        """The case's result, and its final answer when it still needs a label."""
+        name, version = self.classifier.name, self.classifier.version
+        got = [self._done.get(r.key) for r in turns]
+        failure = next((g for g in got if not isinstance(g, Generation)), None)
+        if failure is not None:
+            cause = failure.cause if isinstance(failure, Failure) else "not generated"
+            result = CaseResult(
+                case, turns[-1].conversation, (), Label.UNSCORED, name, version, error=cause
+            )
+            return result, None
+        responses = tuple(g for g in got if isinstance(g, Generation))
+        # An interactive case answered at once was already labelled (a judge is costly).
+        known = first_label if len(turns) == 1 else None
+        result = CaseResult(
+            case,
+            turns[-1].conversation,
+            responses,
+            known or Label.UNSCORED,
+            name,
+            version,
+            first_label=first_label if len(turns) > 1 else None,
+        )
+        return result, None if known is not None else responses[-1]
+
+    def group_results(self, group: tuple[str, str], selected: Sequence[Case]) -> list[CaseResult]:
+        """Generate and label the ``selected`` cases of one group (whole planned batches)."""
         model, strategy_name = group
-        strategy = self.strategies[strategy_name]
-        members = [c for c in self.cases() if c.group == group]
-        first = {c.case_id: self._request(c, self.conversation(c)) for c in members}
+        members = [c for c in self.plan.cases if c.group == group]
+        first = {c.case_id: self._request(c, self.plan.conversation(c)) for c in members}
         needed = {first[c.case_id].key for c in selected}
         plan = plan_batches(list(first.values()), self.config.batch_size)
         batches = [list(b) for b in select_batches(plan, needed, ())]
         self._generate(model, f"{model}/{strategy_name}", batches)
-
         second: dict[str, Request] = {}
         first_labels: dict[str, Label] = {}
-        if strategy.interactive:
-            # Second turns are planned per first-turn batch, so that which cases
-            # share a batch never depends on what pytest selected.
-            by_key = {first[c.case_id].key: c for c in members}
-            turn2: list[list[Request]] = []
-            for batch in batches:
-                answered = [
-                    (by_key[r.key], r, g)
-                    for r in batch
-                    if isinstance(g := self._done.get(r.key), Generation)
-                ]
-                labels = self.classifier.classify(
-                    [Exchange(c.prompt.text, g.text) for c, _, g in answered]
-                )
-                follow = []
-                for (c, r, g), lbl in zip(answered, labels, strict=True):
-                    first_labels[c.case_id] = lbl
-                    if lbl.is_refusal:
-                        conv = strategy.follow_up(c.prompt.text, r.conversation, g.text)
-                        second[c.case_id] = self._request(c, conv)
-                        follow.append(second[c.case_id])
-                if follow:
-                    turn2.append(follow)
-            self._generate(model, f"{model}/{strategy_name} (turn 2)", turn2)
+        if self.plan.strategies[strategy_name].interactive:
+            second, first_labels = self._second_turns(members, first, batches)
 
-        chosen = [c for c in members if first[c.case_id].key in needed]
         results: list[CaseResult] = []
         to_label: list[tuple[int, Case, Generation]] = []
-        for c in chosen:
+        for c in (c for c in members if first[c.case_id].key in needed):
             turns = [first[c.case_id]] + ([second[c.case_id]] if c.case_id in second else [])
-            got = [self._done.get(r.key) for r in turns]
-            failure = next((g for g in got if not isinstance(g, Generation)), None)
-            if failure is not None:
-                cause = failure.cause if isinstance(failure, Failure) else "not generated"
-                results.append(
-                    CaseResult(
-                        c,
-                        turns[-1].conversation,
-                        (),
-                        Label.UNSCORED,
-                        self.classifier.name,
-                        self.classifier.version,
-                        error=cause,
-                    )
-                )
-                continue
-            responses = tuple(g for g in got if isinstance(g, Generation))
-            # An interactive case answered at once was already labelled (a judge is costly).
-            known = first_labels.get(c.case_id) if len(turns) == 1 else None
-            if known is None:
-                to_label.append((len(results), c, responses[-1]))
-            results.append(
-                CaseResult(
-                    c,
-                    turns[-1].conversation,
-                    responses,
-                    known or Label.UNSCORED,
-                    self.classifier.name,
-                    self.classifier.version,
-                    first_label=first_labels.get(c.case_id) if len(turns) > 1 else None,
-                )
-            )
-        labels = self.classifier.classify([Exchange(c.prompt.text, g.text) for _, c, g in to_label])
+            result, unlabelled = self._result(c, turns, first_labels.get(c.case_id))
+            if unlabelled is not None:
+                to_label.append((len(results), c, unlabelled))
+            results.append(result)
+        labels = self._labels([(c, g) for _, c, g in to_label])
         for (i, _, _), lbl in zip(to_label, labels, strict=True):
             results[i] = replace(results[i], label=lbl)
         return results
@@ -387,42 +267,44 @@ class Runner:
     def verdict(self, case: Case, selected: Sequence[Case]) -> CaseVerdict:
         """Judge ``case`` against its group's budgets over the ``selected`` cases."""
         if case.group not in self._verdicts:
-            results = self._group_results(
-                case.group, [c for c in selected if c.group == case.group]
+            results = self.group_results(case.group, [c for c in selected if c.group == case.group])
+            self._verdicts[case.group] = judge_group(
+                results, self.plan.thresholds, self.config.gate
             )
-            summary = self.summarise([r.outcome for r in results if r.error is None])[0]
-            self._verdicts[case.group] = {r.case.case_id: _judge(r, summary) for r in results}
         return self._verdicts[case.group][case.case_id]
 
-    def cached_baseline(self, model: str, prompt_ids: set[str]) -> list[Outcome] | None:
-        """``baseline`` outcomes of ``model`` on these prompts from the response cache
-        alone (nothing is generated), or None unless every one is cached."""
+    def cached_baseline(self, model: str, selected: Sequence[Case]) -> dict[str, Label] | None:
+        """``baseline`` labels of ``model`` by prompt id, for the prompts of its
+        ``selected`` cases, from the response cache alone (nothing is generated),
+        or None unless every one is cached or when ``baseline`` runs anyway.
+        Labelled once per model, in the process that runs its cases."""
+        if model in self._cached_baselines:
+            return self._cached_baselines[model]
+        self._cached_baselines[model] = None
         cache = self.cache
-        if cache is None or "baseline" in self.strategies:
+        if cache is None or "baseline" in self.plan.strategies:
             return None
         base = BUILTIN_STRATEGIES["baseline"]
-        prompts = [p for p in self.suite.prompts if p.id in prompt_ids]
+        ids = {c.prompt.id for c in selected if c.model == model}
+        prompts = [p for p in self.plan.suite.prompts if p.id in ids]
+        cases = [Case(model, "baseline", p) for p in prompts]
         keys = [
-            self._request(Case(model, "baseline", p), base.render(p.text, self.models[model])).key
-            for p in prompts
+            self._request(c, base.render(c.prompt.text, self.plan.models[model])).key for c in cases
         ]
         got = cache.get_many(keys)
         if not prompts or len(got) < len(set(keys)):
             return None
-        labels = self.classifier.classify(
-            [Exchange(p.text, got[k].text) for p, k in zip(prompts, keys, strict=True)]
-        )
-        return [
-            Outcome(model, "baseline", p.id, p.type, p.label, label)
-            for p, label in zip(prompts, labels, strict=True)
-        ]
+        labels = self._labels([(c, got[k]) for c, k in zip(cases, keys, strict=True)])
+        found = {p.id: label for p, label in zip(prompts, labels, strict=True)}
+        self._cached_baselines[model] = found
+        return found
 
-    def summarise(self, outcomes: Sequence[Outcome]) -> list[GroupSummary]:
-        return summarise(outcomes, self.thresholds, self.config.gate)
+    def summarise(self, records: Sequence[CaseRecord]) -> list[GroupSummary]:
+        return summarise(records, self.plan.thresholds, self.config.gate)
 
     def run_info(self) -> RunInfo:
         """What the report says about the run: suite, classifier, pins, decoding, gate."""
-        suite = self.suite
+        suite = self.plan.suite
         return RunInfo(
             suite_name=suite.name,
             suite_source=suite.source,
@@ -430,28 +312,15 @@ class Runner:
             suite_known_as=suite.known_as,
             prompts=len(suite.prompts),
             classifier=f"{self.classifier.name}=={self.classifier.version}",
-            strategies=tuple(self.strategies),
+            strategies=tuple(self.plan.strategies),
             models=tuple(
-                ModelInfo(m, self.manifest(m), self.max_new_tokens(m)) for m in self.models
+                ModelInfo(m, self.manifest(m), self.max_new_tokens(m)) for m in self.plan.models
             ),
             seed=self.config.seed,
             batch_size=self.config.batch_size,
-            thresholds=self.thresholds.source,
+            thresholds=self.plan.thresholds.source,
             gate=self.config.gate,
             unsafe_responses="full" if self.config.report_unsafe_full else "redacted",
-            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
             warnings=tuple(self.warnings),
         )
-
-
-def _judge(result: CaseResult, summary: GroupSummary) -> CaseVerdict:
-    if result.error is not None:
-        return CaseVerdict(result, "error")
-    outcome = result.outcome
-    if result.label is Label.UNSCORED:
-        # Never a silent pass: shown as xfail and counted as unscored in the summary.
-        return CaseVerdict(result, "xfail")
-    if not outcome.misbehaves:
-        return CaseVerdict(result, "pass")
-    breaches = breached_for(outcome, summary)
-    return CaseVerdict(result, "fail" if breaches else "xfail", tuple(breaches))

@@ -15,15 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_xsafety.core.records import Expectation, Label
+from pytest_xsafety.core.choices import Metric
+from pytest_xsafety.core.records import CaseRecord, Expectation, Label
 from pytest_xsafety.core.stats import PairedTest, mcnemar_exact
-from pytest_xsafety.engine.budgets import Metric, counts_against, metric_for
-from pytest_xsafety.reporting.wire import CaseRecord
+from pytest_xsafety.core.text import UsageError
+from pytest_xsafety.engine.budgets import counts_against, metric_for
 
 SCHEMA_VERSION = 1
 
 
-class BaselineError(ValueError):
+class BaselineError(UsageError):
     """A baseline file that cannot be read; the message names it and the fix."""
 
 

@@ -1,33 +1,22 @@
 """Report files: ``results.json`` (versioned schema), ``results.csv``, ``types.csv``,
 ``summary.md`` and PNG plots, built from the per-case records of one run.
 
-Nothing here knows pytest: the plugin collects :class:`CaseRecord` s on the
-controller, summarises them with the run's budgets and gate, and calls
-:func:`write_report`.
+Every file renders the one :class:`~pytest_xsafety.reporting.model.Report`;
+nothing here knows pytest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pytest_xsafety import __version__
-from pytest_xsafety.core.records import Label
 from pytest_xsafety.core.stats import wilson
 from pytest_xsafety.engine.budgets import Check, GroupSummary
-from pytest_xsafety.reporting.compare import SCHEMA_VERSION, Baseline, GroupChange, compare, mark
-from pytest_xsafety.reporting.terminal import (
-    breach_lines,
-    group_verdict,
-    over_budget_within_interval,
-    study_rows,
-)
-from pytest_xsafety.reporting.wire import CaseRecord, RunInfo
-
-if TYPE_CHECKING:
-    import pandas as pd
+from pytest_xsafety.reporting.compare import SCHEMA_VERSION, GroupChange
+from pytest_xsafety.reporting.model import Report
+from pytest_xsafety.reporting.tables import case_json, cases_frame, records_of, types_frame
+from pytest_xsafety.reporting.terminal import group_verdict, over_budget_within_interval, study_rows
 
 SCHEMA_FILE = Path(__file__).parents[1] / "schemas" / f"results-v{SCHEMA_VERSION}.schema.json"
 SCHEMA_ID = f"urn:pytest-xsafety:results:v{SCHEMA_VERSION}"
@@ -39,54 +28,6 @@ FILES = (
     "refusal-heatmap.png",
     "tradeoff.png",
 )
-LABELS = tuple(lbl.value for lbl in Label)
-
-
-@dataclass(frozen=True)
-class Report:
-    """Everything the files show. ``records`` carry baseline marks when a baseline is set."""
-
-    info: RunInfo
-    records: tuple[CaseRecord, ...]
-    summaries: tuple[GroupSummary, ...]
-    baseline: Baseline | None = None
-    changes: tuple[GroupChange, ...] = field(default_factory=tuple)
-
-    @property
-    def breaches(self) -> list[str]:
-        return breach_lines(self.summaries)
-
-    @property
-    def errors(self) -> int:
-        return sum(1 for r in self.records if r.label is None)
-
-    @property
-    def passed(self) -> bool:
-        return not self.breaches and not self.errors
-
-    def snapshot_count(self, status: str) -> int:
-        return sum(1 for r in self.records if r.snapshot == status)
-
-    @property
-    def baseline_flips(self) -> int | None:
-        if self.baseline is None:
-            return None
-        return sum(1 for r in self.records if r.baseline == "flipped")
-
-    def errors_in(self, model: str, strategy: str) -> int:
-        group = (model, strategy)
-        return sum(1 for r in self.records if (r.model, r.strategy) == group and r.label is None)
-
-
-def build_report(
-    info: RunInfo,
-    records: Sequence[CaseRecord],
-    summaries: Sequence[GroupSummary],
-    baseline: Baseline | None = None,
-) -> Report:
-    marked = mark(records, baseline) if baseline is not None else list(records)
-    changes = compare(marked, baseline) if baseline is not None else []
-    return Report(info, tuple(marked), tuple(summaries), baseline, tuple(changes))
 
 
 # -- results.json ---------------------------------------------------------------------
@@ -115,30 +56,6 @@ def _check_json(c: Check) -> dict[str, Any]:
     }
 
 
-def case_json(r: CaseRecord) -> dict[str, Any]:
-    return {
-        "case_id": r.case_id,
-        "model": r.model,
-        "strategy": r.strategy,
-        "prompt_id": r.prompt_id,
-        "prompt_type": r.prompt_type,
-        "expected": r.expected,
-        "classifier": r.classifier,
-        "label": None if r.label is None else r.label.value,
-        "verdict": r.verdict,
-        "turns": r.turns,
-        "first_label": None if r.first_label is None else r.first_label.value,
-        "truncated": r.truncated,
-        "empty": r.empty,
-        "error": r.error,
-        "snapshot": r.snapshot,
-        "snapshot_old_label": r.snapshot_old_label,
-        "baseline": r.baseline,
-        "baseline_label": r.baseline_label,
-        "response": None if r.response is None else asdict(r.response),
-    }
-
-
 def _change_json(c: GroupChange) -> dict[str, Any]:
     return {
         "model": c.model,
@@ -161,6 +78,35 @@ def _change_json(c: GroupChange) -> dict[str, Any]:
     }
 
 
+def _verdict_json(report: Report) -> dict[str, Any]:
+    return {
+        "passed": report.passed,
+        "breaches": report.breaches,
+        "over_budget_within_interval": over_budget_within_interval(report.summaries),
+        "errors": report.errors,
+        "unscored": sum(s.unscored for s in report.summaries),
+        "snapshot_flips": report.snapshot_count("flip"),
+        "snapshot_drift": report.snapshot_count("drift"),
+        "baseline_flips": report.baseline_flips,
+    }
+
+
+def _group_json(report: Report, s: GroupSummary) -> dict[str, Any]:
+    return {
+        "model": s.model,
+        "strategy": s.strategy,
+        "cases": s.cases,
+        "errors": report.errors_in(s.model, s.strategy),
+        "unscored": s.unscored,
+        "safe_full_refusal": s.safe_full_refusal,
+        "safe_partial_refusal": s.safe_partial_refusal,
+        "safe_refusal": rate_json(s.safe_full_refusal + s.safe_partial_refusal, s.safe),
+        "unsafe_compliance": rate_json(s.unsafe_compliance, s.unsafe),
+        "verdict": group_verdict(s),
+        "checks": [_check_json(c) for c in s.checks],
+    }
+
+
 def results_json(report: Report) -> dict[str, Any]:
     """The ``results.json`` document; its schema is ``schemas/results-v1.schema.json``."""
     info = report.info
@@ -170,16 +116,7 @@ def results_json(report: Report) -> dict[str, Any]:
         "generator": {"name": "pytest-xsafety", "version": __version__},
         "created": info.created,
         "gate": info.gate,
-        "verdict": {
-            "passed": report.passed,
-            "breaches": report.breaches,
-            "over_budget_within_interval": over_budget_within_interval(report.summaries),
-            "errors": report.errors,
-            "unscored": sum(s.unscored for s in report.summaries),
-            "snapshot_flips": report.snapshot_count("flip"),
-            "snapshot_drift": report.snapshot_count("drift"),
-            "baseline_flips": report.baseline_flips,
-        },
+        "verdict": _verdict_json(report),
         "suite": {
             "name": info.suite_name,
             "source": info.suite_source,
@@ -197,22 +134,7 @@ def results_json(report: Report) -> dict[str, Any]:
         "decoding": {"greedy": True, "seed": info.seed, "batch_size": info.batch_size},
         "unsafe_responses": info.unsafe_responses,
         "warnings": list(info.warnings),
-        "groups": [
-            {
-                "model": s.model,
-                "strategy": s.strategy,
-                "cases": s.cases,
-                "errors": report.errors_in(s.model, s.strategy),
-                "unscored": s.unscored,
-                "safe_full_refusal": s.safe_full_refusal,
-                "safe_partial_refusal": s.safe_partial_refusal,
-                "safe_refusal": rate_json(s.safe_full_refusal + s.safe_partial_refusal, s.safe),
-                "unsafe_compliance": rate_json(s.unsafe_compliance, s.unsafe),
-                "verdict": group_verdict(s),
-                "checks": [_check_json(c) for c in s.checks],
-            }
-            for s in report.summaries
-        ],
+        "groups": [_group_json(report, s) for s in report.summaries],
         "study": [
             {
                 "model": r.model,
@@ -222,7 +144,7 @@ def results_json(report: Report) -> dict[str, Any]:
                 "safe_refusal_reduction_pct": r.safe_reduction,
                 "unsafe_compliance_change_pts": r.unsafe_change,
             }
-            for r in study_rows(report.summaries)
+            for r in study_rows(report.study_summaries)
         ],
         "types": records_of(types_frame(report)),
         "baseline": None
@@ -236,72 +158,6 @@ def results_json(report: Report) -> dict[str, Any]:
         },
         "cases": [case_json(r) for r in report.records],
     }
-
-
-# -- tables (pandas) ------------------------------------------------------------------
-
-
-def cases_frame(report: Report) -> pd.DataFrame:
-    """One row per case: ``results.csv`` (the response flattened into three columns)."""
-    import pandas as pd
-
-    rows = []
-    for r in report.records:
-        row = case_json(r)
-        response = row.pop("response") or {}
-        row["response_sha256"] = response.get("sha256")
-        row["response_redacted"] = response.get("redacted")
-        row["response"] = response.get("text")
-        rows.append(row)
-    return pd.DataFrame(rows, columns=CSV_COLUMNS)
-
-
-CSV_COLUMNS = [
-    *(k for k in case_json(CaseRecord("", "", "", "", "safe", "", "")) if k != "response"),
-    "response_sha256",
-    "response_redacted",
-    "response",
-]
-
-
-def types_frame(report: Report) -> pd.DataFrame:
-    """Per model x strategy x prompt type: label counts and the refusal rate with its
-    Wilson interval (``types.csv``). Rows: safe types, then unsafe, in suite order."""
-    import pandas as pd
-
-    cases = cases_frame(report)
-    keys = ["model", "strategy", "prompt_type", "expected"]
-    columns = [*keys, "cases", *LABELS, "errors", "refusals", "refusal_rate"]
-    columns += ["refusal_low", "refusal_high"]
-    if cases.empty:
-        return pd.DataFrame(columns=columns)
-    cases["label"] = cases["label"].fillna("errors")
-    counts = (
-        pd.crosstab([cases[k] for k in keys], cases["label"])
-        .reindex(columns=[*LABELS, "errors"], fill_value=0)
-        .reset_index()
-    )
-    counts["cases"] = counts[[*LABELS, "errors"]].sum(axis=1)
-    counts["refusals"] = counts["full_refusal"] + counts["partial_refusal"]
-    scored = counts["cases"] - counts["errors"] - counts["unscored"]
-    counts["refusal_rate"] = (counts["refusals"] / scored).where(scored > 0)
-    intervals = [wilson(int(h), int(n)) for h, n in zip(counts["refusals"], scored, strict=True)]
-    counts["refusal_low"] = [i.low if i else None for i in intervals]
-    counts["refusal_high"] = [i.high if i else None for i in intervals]
-    # First-seen order of each key, safe before unsafe.
-    order = {k: {v: i for i, v in enumerate(dict.fromkeys(cases[k]))} for k in keys}
-    order["expected"] = {"safe": 0, "unsafe": 1}
-    sort_keys = ["expected", "prompt_type", "model", "strategy"]
-    counts = counts.sort_values(
-        sort_keys, key=lambda col: col.map(order[str(col.name)]), kind="stable"
-    )
-    return counts[columns].reset_index(drop=True)
-
-
-def records_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as plain dicts, missing values as None (JSON has no NaN)."""
-    clean = frame.astype(object).where(frame.notna(), None)
-    return [{str(k): v for k, v in row.items()} for row in clean.to_dict(orient="records")]
 
 
 # -- writing --------------------------------------------------------------------------

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from pytest_xsafety.core.choices import METRIC_KEYS
 from pytest_xsafety.core.stats import wilson
-from pytest_xsafety.engine.budgets import METRIC_KEYS
+from pytest_xsafety.reporting.tables import types_frame
 from pytest_xsafety.reporting.terminal import (
     ci,
     group_limit,
@@ -22,8 +23,8 @@ from pytest_xsafety.reporting.terminal import (
 )
 
 if TYPE_CHECKING:
-    from pytest_xsafety.reporting.files import Report
-    from pytest_xsafety.reporting.wire import CaseRecord
+    from pytest_xsafety.core.records import CaseRecord
+    from pytest_xsafety.reporting.model import Report
 
 GATES = {
     "point": "a budget is breached when the observed rate exceeds it",
@@ -120,7 +121,7 @@ def rates_section(report: Report) -> list[str]:
 
 
 def study_section(report: Report) -> list[str]:
-    cells = study_cells(report.summaries)
+    cells = study_cells(report.study_summaries)
     if not cells:
         return []
     note = (
@@ -131,8 +132,6 @@ def study_section(report: Report) -> list[str]:
 
 
 def types_section(report: Report) -> list[str]:
-    from pytest_xsafety.reporting.files import types_frame
-
     table = types_frame(report)
     safe = table[(table["expected"] == "safe") & (table["refusals"] > 0)]
     title = "### Prompt types that drive refusals of safe prompts"

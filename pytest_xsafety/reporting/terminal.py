@@ -1,7 +1,7 @@
-"""Report stage: the words and tables people read, built from pure results.
+"""The words and tables people read: rates, budgets, breaches, the study, changes.
 
-The plugin only writes these lines to the terminal; building them here keeps
-them testable without pytest and reusable for files later.
+Pure functions of budget summaries, shared by the terminal summary and the
+report files, so that both say the same thing the same way.
 """
 
 from __future__ import annotations
@@ -23,14 +23,6 @@ def pct(value: float | None) -> str:
 def ci(interval: Interval | None) -> str:
     """``[5.7%, 51.0%]``: a 95% interval in percent."""
     return "n/a" if interval is None else f"[{pct(interval.low)}, {pct(interval.high)}]"
-
-
-def excerpt(text: str, limit: int = 80) -> str:
-    """One line, at most ``limit`` characters, for test reasons and summaries."""
-    flat = " ".join(text.split())
-    if not flat:
-        return "(empty response)"
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def describe_check(check: Check) -> str:

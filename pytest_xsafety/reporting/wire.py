@@ -1,166 +1,123 @@
-"""Per-case records as they travel on test reports, and the run they belong to.
+"""The one wire codec: a case's record to and from test-report ``user_properties``.
 
 Each case's test report carries ``xsafety_*`` user properties (strings, so that
-they survive xdist and land in JUnit XML as they are). :meth:`CaseRecord.from_properties`
-reads them back on the controller; the report is built from these records only,
-so a serial run and an xdist run write the same files.
+they survive xdist and land in JUnit XML as they are). :func:`encode` writes
+them on the process that ran the case; :func:`decode` reads them back on the
+controller, so a serial run and an xdist run report the same records. Nothing
+else reads or writes these names.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any, Literal, TypeVar
 
-from pytest_xsafety.core.records import Expectation, Label
-from pytest_xsafety.engine.budgets import Gate, Outcome
+from pytest_xsafety.core.choices import SnapshotStatus, Verdict
+from pytest_xsafety.core.records import CaseRecord, Label, Response
 
 PROP = "xsafety_"  # prefix of every case property
-EXCERPT_CHARS = 80
+VERDICTS: tuple[Verdict, ...] = ("pass", "xfail", "fail", "error")
+SNAPSHOT_STATUSES: tuple[SnapshotStatus, ...] = ("unchanged", "drift", "flip", "new")
+T = TypeVar("T", bound=str)
 
 
-@dataclass(frozen=True)
-class Response:
-    """The labelled answer, or for unsafe prompts by default only its start and hash."""
+def encode(r: CaseRecord) -> list[tuple[str, str]]:
+    """The record as ``(name, value)`` pairs, every value a string; None is left out."""
+    values: list[tuple[str, Any]] = [
+        ("model", r.model),
+        ("strategy", r.strategy),
+        ("prompt_id", r.prompt_id),
+        ("type", r.prompt_type),
+        ("expected", r.expected),
+        ("classifier", r.classifier),
+        ("verdict", r.verdict),
+        ("error", r.error),
+        ("label", r.label),
+        ("turns", r.turns),
+        ("truncated", r.truncated),
+        ("empty", r.empty),
+        ("first_label", r.first_label),
+        ("cached_baseline", r.cached_baseline),
+    ]
+    out = [(PROP + name, _text(value)) for name, value in values if value is not None]
+    return out + snapshot_properties(r) + response_properties(r.response)
 
-    text: str
-    sha256: str
-    redacted: bool
+
+def snapshot_properties(r: CaseRecord) -> list[tuple[str, str]]:
+    """The snapshot status alone: it is known only in the test call, after the fixture."""
+    if r.snapshot is None:
+        return []
+    props: list[tuple[str, str]] = [(PROP + "snapshot", r.snapshot)]
+    if r.snapshot == "flip":
+        props.append((PROP + "snapshot_old_label", r.snapshot_old_label or ""))
+    if r.snapshot_changed:
+        props.append((PROP + "snapshot_changed", ",".join(r.snapshot_changed)))
+    return props
 
 
-def response_of(text: str, redact: bool) -> Response:
-    """``redact``: keep the first 80 characters and the sha256 of the whole text."""
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    return Response(text[:EXCERPT_CHARS] if redact else text, digest, redact)
-
-
-def response_properties(text: str, unsafe: bool, full_unsafe: bool) -> list[tuple[str, str]]:
-    r = response_of(text, redact=unsafe and not full_unsafe)
+def response_properties(response: Response | None) -> list[tuple[str, str]]:
+    if response is None:
+        return []
     return [
-        (PROP + "response", r.text),
-        (PROP + "response_sha256", r.sha256),
-        (PROP + "response_redacted", str(r.redacted).lower()),
+        (PROP + "response", response.text),
+        (PROP + "response_sha256", response.sha256),
+        (PROP + "response_redacted", _text(response.redacted)),
     ]
 
 
-def _bool(value: Any) -> bool | None:
-    return None if value is None else str(value) == "true"
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, Label):
+        return value.value
+    return str(value)
 
 
-def _str(value: Any) -> str | None:
-    return None if value is None else str(value)
+def decode(props: Mapping[str, Any]) -> CaseRecord | None:
+    """The record a report's ``user_properties`` describe, or None if not a case."""
+    if PROP + "model" not in props:
+        return None
 
+    def get(name: str) -> str | None:
+        value = props.get(PROP + name)
+        return None if value is None else str(value)
 
-@dataclass(frozen=True)
-class CaseRecord:
-    """One case as the report sees it. ``label`` is None when generation failed.
-
-    ``verdict``: pass, xfail, fail or error (the budget verdict the test got).
-    ``snapshot``: unchanged, drift, flip or new when snapshots ran, else None.
-    ``baseline``: same, flipped or new against ``--xsafety-baseline``, else None.
-    """
-
-    model: str
-    strategy: str
-    prompt_id: str
-    prompt_type: str
-    expected: Expectation
-    classifier: str
-    verdict: str
-    label: Label | None = None
-    turns: int | None = None
-    first_label: Label | None = None
-    truncated: bool | None = None
-    empty: bool | None = None
-    error: str | None = None
-    snapshot: str | None = None
-    snapshot_old_label: str | None = None
-    response: Response | None = None
-    baseline: str | None = None
-    baseline_label: str | None = None
-
-    @property
-    def case_id(self) -> str:
-        return f"{self.model}/{self.strategy}/{self.prompt_type}/{self.prompt_id}"
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        """What pairs a case with the same case of another run."""
-        return (self.model, self.strategy, self.prompt_id)
-
-    @property
-    def outcome(self) -> Outcome | None:
-        if self.label is None:
-            return None
-        return Outcome(
-            self.model, self.strategy, self.prompt_id, self.prompt_type, self.expected, self.label
+    error = get("error")
+    record = CaseRecord(
+        model=str(get("model")),
+        strategy=str(get("strategy")),
+        prompt_id=str(get("prompt_id")),
+        prompt_type=str(get("type")),
+        expected="safe" if get("expected") == "safe" else "unsafe",
+        classifier=get("classifier") or "",
+        verdict=_choice(get("verdict") or ("error" if error else ""), VERDICTS),
+        label=_label(get("label")),
+        turns=None if get("turns") is None else int(str(get("turns"))),
+        first_label=_label(get("first_label")),
+        truncated=_bool(get("truncated")),
+        empty=_bool(get("empty")),
+        error=error,
+        snapshot=_choice(get("snapshot"), SNAPSHOT_STATUSES) or None,
+        snapshot_old_label=get("snapshot_old_label"),
+        snapshot_changed=tuple(filter(None, (get("snapshot_changed") or "").split(","))),
+        cached_baseline=_label(get("cached_baseline")),
+    )
+    if get("response") is not None:
+        response = Response(
+            str(get("response")), get("response_sha256") or "", get("response_redacted") == "true"
         )
-
-    @classmethod
-    def from_properties(cls, props: Mapping[str, Any]) -> CaseRecord | None:
-        """The record a report's ``user_properties`` describe, or None if not a case."""
-        if PROP + "model" not in props:
-            return None
-        label = props.get(PROP + "label")
-        first = props.get(PROP + "first_label")
-        error = _str(props.get(PROP + "error"))
-        response = None
-        if PROP + "response" in props:
-            response = Response(
-                str(props[PROP + "response"]),
-                str(props.get(PROP + "response_sha256", "")),
-                _bool(props.get(PROP + "response_redacted")) is True,
-            )
-        turns = props.get(PROP + "turns")
-        return cls(
-            model=str(props[PROP + "model"]),
-            strategy=str(props[PROP + "strategy"]),
-            prompt_id=str(props[PROP + "prompt_id"]),
-            prompt_type=str(props[PROP + "type"]),
-            expected="safe" if props[PROP + "expected"] == "safe" else "unsafe",
-            classifier=str(props.get(PROP + "classifier", "")),
-            verdict=str(props.get(PROP + "verdict", "error" if error else "")),
-            label=None if label is None else Label.parse(str(label)),
-            turns=None if turns is None else int(str(turns)),
-            first_label=None if first is None else Label.parse(str(first)),
-            truncated=_bool(props.get(PROP + "truncated")),
-            empty=_bool(props.get(PROP + "empty")),
-            error=error,
-            snapshot=_str(props.get(PROP + "snapshot")),
-            snapshot_old_label=_str(props.get(PROP + "snapshot_old_label")),
-            response=response,
-        )
-
-    def with_baseline(self, status: str | None, label: str | None) -> CaseRecord:
-        return replace(self, baseline=status, baseline_label=label)
+        record = replace(record, response=response)
+    return record
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    """What pins one model's responses: backend pins plus the decoding budget."""
-
-    name: str
-    pins: Mapping[str, str]
-    max_new_tokens: int
+def _label(value: str | None) -> Label | None:
+    return None if value is None else Label.parse(value)
 
 
-@dataclass(frozen=True)
-class RunInfo:
-    """The run around the cases: suite, classifier, models, decoding, budgets, gate."""
+def _bool(value: str | None) -> bool | None:
+    return None if value is None else value == "true"
 
-    suite_name: str
-    suite_source: str
-    suite_sha256: str
-    suite_known_as: str | None
-    prompts: int
-    classifier: str
-    strategies: Sequence[str]
-    models: Sequence[ModelInfo]
-    seed: int
-    batch_size: int
-    thresholds: str | None
-    gate: Gate
-    unsafe_responses: str = "redacted"  # or "full"
-    created: str = ""  # ISO 8601, UTC
-    warnings: Sequence[str] = field(default_factory=tuple)
+
+def _choice(value: str | None, choices: tuple[T, ...]) -> T | Literal[""]:
+    return next((c for c in choices if c == value), "")

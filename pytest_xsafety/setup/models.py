@@ -8,14 +8,14 @@ through the same backend code path; nothing here imports torch.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-DTYPES = ("float32", "bfloat16", "float16", "auto")
-BACKENDS = ("hf", "vllm", "openai", "fake")
+from pytest_xsafety.core.choices import BACKENDS, DTYPES
+from pytest_xsafety.core.text import UsageError, did_you_mean
+
 # Backends that load weights themselves, and so need a pinned source.
 WEIGHT_BACKENDS = ("hf", "vllm")
 
@@ -149,7 +149,7 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
 }
 
 
-class RegistryError(ValueError):
+class RegistryError(UsageError):
     """A model name or registry entry that cannot be used; the message says the fix."""
 
 
@@ -166,12 +166,7 @@ def user_models(table: Mapping[str, Any], source: str) -> dict[str, ModelSpec]:
             raise RegistryError(f"{where}: expected a table of settings")
         unknown = sorted(set(entry) - _ENTRY_KEYS)
         if unknown:
-            hints = [
-                f"{k!r} (did you mean {m[0]!r}?)"
-                if (m := difflib.get_close_matches(k, _ENTRY_KEYS, 1))
-                else repr(k)
-                for k in unknown
-            ]
+            hints = [f"{k!r}{did_you_mean(k, _ENTRY_KEYS)}" for k in unknown]
             raise RegistryError(
                 f"{where}: unknown key(s) {', '.join(hints)}; known keys: "
                 f"{', '.join(sorted(_ENTRY_KEYS))}"
@@ -295,10 +290,9 @@ def resolve_models(
     out = []
     for name in names:
         if name not in registry:
-            close = difflib.get_close_matches(name, registry, 1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise RegistryError(
-                f"unknown model {name!r}{hint}; known: {', '.join(sorted(registry))}. "
+                f"unknown model {name!r}{did_you_mean(name, registry)}; "
+                f"known: {', '.join(sorted(registry))}. "
                 "Add your own under [tool.xsafety.models.NAME] in pyproject.toml"
             )
         out.append(registry[name] if backend is None else with_backend(registry[name], backend))

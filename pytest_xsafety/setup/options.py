@@ -8,14 +8,22 @@ single source for the plugin's ``addoption`` calls and the README's option list.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from pytest_xsafety.engine.budgets import GATES, Gate
-from pytest_xsafety.setup.models import BACKENDS, DTYPES
-from pytest_xsafety.snapshots.document import DRIFT_POLICIES, UNSAFE_MODES, DriftPolicy, UnsafeMode
+from pytest_xsafety.core.choices import (
+    BACKENDS,
+    DRIFT_POLICIES,
+    DTYPES,
+    GATES,
+    UNSAFE_MODES,
+    DriftPolicy,
+    Gate,
+    UnsafeMode,
+)  # fmt: skip
+from pytest_xsafety.core.text import UsageError
 
 T = TypeVar("T", bound=str)
 
@@ -89,7 +97,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
 )  # fmt: skip
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """An option value that cannot be used; the message names the option and the fix."""
 
 
@@ -154,41 +162,15 @@ def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyCon
             return spec.default
         return value
 
-    model = get("model")
-    if model is None:
-        raise ConfigError(
-            "pytest-xsafety options were given without --xsafety-model: name the model(s) "
-            "to test, e.g. --xsafety-model smollm2"
-        )
-    dtype = get("dtype")
-    if dtype is not None and dtype not in DTYPES:
-        raise ConfigError(f"--xsafety-dtype={dtype!r}: use one of {', '.join(DTYPES)}")
-    backend = get("backend")
-    if backend is not None and backend not in BACKENDS:
-        raise ConfigError(f"--xsafety-backend={backend!r}: use one of {', '.join(BACKENDS)}")
+    _check_values(get)
+    model, dtype, backend = str(get("model")), get("dtype"), get("backend")
     device = get("device") or "auto"
-    if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")):
-        raise ConfigError(f"--xsafety-device={device!r}: use auto, cpu, cuda or cuda:N")
-    classifier = get("classifier") or "default"
-    judge_model = get("judge-model")
-    if classifier == "judge" and judge_model is None:
-        raise ConfigError(
-            "--xsafety-classifier judge needs a judge model: add --xsafety-judge-model NAME "
-            "(a built-in model or one under [tool.xsafety.models.NAME])"
-        )
+    classifier, judge_model = get("classifier") or "default", get("judge-model")
     thresholds = get("thresholds")
     cache_dir = get("cache-dir")
-    gate = next((g for g in GATES if g == get("gate")), None)
-    if gate is None:
-        raise ConfigError(f"--xsafety-gate={get('gate')!r}: use point or upper")
+    gate = _choice(get("gate") or "point", "--xsafety-gate", GATES)
     report_unsafe = get("report-unsafe")
-    if report_unsafe not in ("full", "redacted"):
-        raise ConfigError(f"--xsafety-report-unsafe={report_unsafe!r}: use full or redacted")
     report, baseline = get("report"), get("baseline")
-    if baseline is not None and not Path(baseline).expanduser().is_file():
-        raise ConfigError(
-            f"--xsafety-baseline={baseline}: no such file; pass a previous run's results.json"
-        )
     return XSafetyConfig(
         models=_names(model, "--xsafety-model"),
         strategies=_names(get("strategy") or "baseline", "--xsafety-strategy"),
@@ -216,6 +198,40 @@ def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyCon
         baseline=Path(baseline).expanduser() if baseline else None,
         report_unsafe_full=report_unsafe == "full",
     )
+
+
+def _check_values(get: Callable[[str], str | None]) -> None:
+    """The one-line usage errors of option values that need no file or registry."""
+    model = get("model")
+    if model is None:
+        raise ConfigError(
+            "pytest-xsafety options were given without --xsafety-model: name the model(s) "
+            "to test, e.g. --xsafety-model smollm2"
+        )
+    dtype = get("dtype")
+    if dtype is not None and dtype not in DTYPES:
+        raise ConfigError(f"--xsafety-dtype={dtype!r}: use one of {', '.join(DTYPES)}")
+    backend = get("backend")
+    if backend is not None and backend not in BACKENDS:
+        raise ConfigError(f"--xsafety-backend={backend!r}: use one of {', '.join(BACKENDS)}")
+    device = get("device") or "auto"
+    if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")):
+        raise ConfigError(f"--xsafety-device={device!r}: use auto, cpu, cuda or cuda:N")
+    if (get("classifier") or "default") == "judge" and get("judge-model") is None:
+        raise ConfigError(
+            "--xsafety-classifier judge needs a judge model: add --xsafety-judge-model NAME "
+            "(a built-in model or one under [tool.xsafety.models.NAME])"
+        )
+    if get("gate") not in GATES:
+        raise ConfigError(f"--xsafety-gate={get('gate')!r}: use point or upper")
+    report_unsafe = get("report-unsafe")
+    if report_unsafe not in ("full", "redacted"):
+        raise ConfigError(f"--xsafety-report-unsafe={report_unsafe!r}: use full or redacted")
+    baseline = get("baseline")
+    if baseline is not None and not Path(baseline).expanduser().is_file():
+        raise ConfigError(
+            f"--xsafety-baseline={baseline}: no such file; pass a previous run's results.json"
+        )
 
 
 def _choice(value: str, flag: str, choices: tuple[T, ...]) -> T:

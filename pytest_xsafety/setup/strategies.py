@@ -14,7 +14,6 @@ own writing, kept away from the topics and wording of XSTest prompts.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from collections.abc import Mapping
@@ -23,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from pytest_xsafety.core.records import ChatMessage, Conversation
+from pytest_xsafety.core.text import UsageError, did_you_mean
 from pytest_xsafety.setup.models import ModelSpec
 
 PROMPT_FIELD = "{prompt}"
 
 
-class StrategyError(ValueError):
+class StrategyError(UsageError):
     """A strategy that is unknown, badly defined or cannot apply to a model."""
 
 
@@ -228,10 +228,9 @@ def user_strategies(
             raise StrategyError(f"{where} must be a table")
         for key in entry:
             if key not in _USER_KEYS:
-                close = difflib.get_close_matches(key, _USER_KEYS, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise StrategyError(
-                    f"{where}: unknown key {key!r}{hint} (known: {', '.join(_USER_KEYS)})"
+                    f"{where}: unknown key {key!r}{did_you_mean(key, _USER_KEYS)} "
+                    f"(known: {', '.join(_USER_KEYS)})"
                 )
         for key in ("description", "system", "template", "followup", "extends", "exemplars"):
             if key in entry and not isinstance(entry[key], str):
@@ -288,10 +287,9 @@ def resolve_strategies(names: list[str], registry: Mapping[str, Strategy]) -> li
     out = []
     for name in names:
         if name not in registry:
-            close = difflib.get_close_matches(name, list(registry), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
             raise StrategyError(
-                f"unknown strategy {name!r}{hint}; known: {', '.join(sorted(registry))} "
+                f"unknown strategy {name!r}{did_you_mean(name, registry)}; "
+                f"known: {', '.join(sorted(registry))} "
                 "(or define [tool.xsafety.strategies.NAME] in pyproject.toml)"
             )
         out.append(registry[name])

@@ -9,7 +9,6 @@ suite records the sha256 of its file so a changed upstream file is visible.
 from __future__ import annotations
 
 import csv
-import hashlib
 import re
 import shutil
 from collections.abc import Callable, Sequence
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_xsafety.core.records import Prompt
+from pytest_xsafety.core.text import UsageError, sha256_file
 
 REQUIRED_COLUMNS = ("id", "prompt", "type", "label", "focus", "note")
 LABELS = ("safe", "unsafe")
@@ -30,7 +30,7 @@ XSTEST_HUB_FILE = "xstest_prompts.csv"
 KNOWN_HASHES = {XSTEST_SHA256: "XSTest v2"}
 
 
-class SuiteError(ValueError):
+class SuiteError(UsageError):
     """A suite that cannot be used; the message names the file, the row and the fix."""
 
 
@@ -78,14 +78,6 @@ def id_order(pid: str) -> tuple[int, int | str]:
     return (0, int(pid)) if pid.isdigit() else (1, pid)
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def parse_suite(path: Path, name: str | None = None) -> Suite:
     """Read and validate a suite CSV; every problem is a SuiteError naming file and row."""
     if not path.is_file():
@@ -109,44 +101,47 @@ def parse_suite(path: Path, name: str | None = None) -> Suite:
     prompts: list[Prompt] = []
     seen: dict[str, int] = {}
     for line, row in enumerate(rows, start=2):
-        pid = (row.get("id") or "").strip()
-        text_ = (row.get("prompt") or "").strip()
-        ptype = (row.get("type") or "").strip()
-        label = (row.get("label") or "").strip().lower()
-        if not pid:
-            raise SuiteError(f"{path}:{line}: empty id; every prompt needs a unique id")
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", pid):
-            raise SuiteError(
-                f"{path}:{line}: id {pid!r} may only use letters, digits, '_', '.', '-' "
-                "(it becomes part of the test id and the snapshot file name)"
-            )
-        if pid in seen:
-            raise SuiteError(f"{path}:{line}: duplicate id {pid!r} (first on line {seen[pid]})")
-        seen[pid] = line
-        if label not in LABELS:
-            raise SuiteError(
-                f"{path}:{line}: label {row.get('label')!r} for id {pid}; use 'safe' "
-                "(the model should comply) or 'unsafe' (it should refuse)"
-            )
-        if not text_:
-            raise SuiteError(f"{path}:{line}: empty prompt for id {pid}")
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", ptype):
-            raise SuiteError(
-                f"{path}:{line}: type {ptype!r} for id {pid}; types are non-empty and use "
-                "letters, digits, '_', '.', '-'"
-            )
-        prompts.append(
-            Prompt(
-                id=pid,
-                text=text_,
-                type=ptype,
-                label="safe" if label == "safe" else "unsafe",
-                focus=(row.get("focus") or "").strip(),
-                note=(row.get("note") or "").strip(),
-            )
-        )
+        prompts.append(_prompt(row, f"{path}:{line}", seen, line))
     return Suite(
         name=name or path.stem, source=str(path), sha256=sha256_file(path), prompts=tuple(prompts)
+    )
+
+
+def _prompt(row: dict[str, str | None], where: str, seen: dict[str, int], line: int) -> Prompt:
+    """One validated row; ``seen`` maps the ids so far to their lines."""
+    pid = (row.get("id") or "").strip()
+    text_ = (row.get("prompt") or "").strip()
+    ptype = (row.get("type") or "").strip()
+    label = (row.get("label") or "").strip().lower()
+    if not pid:
+        raise SuiteError(f"{where}: empty id; every prompt needs a unique id")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", pid):
+        raise SuiteError(
+            f"{where}: id {pid!r} may only use letters, digits, '_', '.', '-' "
+            "(it becomes part of the test id and the snapshot file name)"
+        )
+    if pid in seen:
+        raise SuiteError(f"{where}: duplicate id {pid!r} (first on line {seen[pid]})")
+    seen[pid] = line
+    if label not in LABELS:
+        raise SuiteError(
+            f"{where}: label {row.get('label')!r} for id {pid}; use 'safe' "
+            "(the model should comply) or 'unsafe' (it should refuse)"
+        )
+    if not text_:
+        raise SuiteError(f"{where}: empty prompt for id {pid}")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", ptype):
+        raise SuiteError(
+            f"{where}: type {ptype!r} for id {pid}; types are non-empty and use "
+            "letters, digits, '_', '.', '-'"
+        )
+    return Prompt(
+        id=pid,
+        text=text_,
+        type=ptype,
+        label="safe" if label == "safe" else "unsafe",
+        focus=(row.get("focus") or "").strip(),
+        note=(row.get("note") or "").strip(),
     )
 
 
@@ -157,8 +152,11 @@ def hub_download(dest_dir: Path) -> Path:
     """Fetch XSTest from the Hub at the pinned revision into ``dest_dir``."""
     try:
         from huggingface_hub import hf_hub_download
-    except ImportError as exc:  # pragma: no cover - huggingface_hub is a dependency
-        raise SuiteError("install huggingface_hub to download XSTest from the Hub") from exc
+    except ImportError as exc:  # the [hf] extra brings it
+        raise SuiteError(
+            "downloading XSTest from the Hub needs huggingface_hub: "
+            "pip install 'pytest-xsafety[hf]', or pass --xsafety-suite PATH/TO/xstest_prompts.csv"
+        ) from exc
     try:
         fetched = hf_hub_download(
             repo_id=XSTEST_HUB_REPO,

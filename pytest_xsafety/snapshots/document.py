@@ -13,52 +13,38 @@ are still seen. Wherever a response echoes the prompt (:data:`ECHO_MIN` or more
 characters in common), the echo is blanked, so no stored text reproduces the
 suite's prompts.
 
-Each model x strategy directory also holds ``_manifest.json``: what pins the
-responses (backend, weights, dtype, device, library versions, decoding,
-strategy fingerprint, classifier), so a changed response can be traced to a
-changed pin. This module knows nothing of pytest or syrupy.
+The file store is :mod:`~pytest_xsafety.snapshots.store`, the per-group
+manifest :mod:`~pytest_xsafety.snapshots.manifest`. This module knows nothing of
+pytest or syrupy.
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
-import os
-import re
-import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from pytest_xsafety.core.records import Case, Label, Prompt
-
-if TYPE_CHECKING:
-    from pytest_xsafety.engine.pipeline import CaseResult, Runner
+from pytest_xsafety.core.choices import UNSAFE_MODES, DriftPolicy, SnapshotStatus, UnsafeMode
+from pytest_xsafety.core.records import CaseResult, Label
+from pytest_xsafety.core.text import EXCERPT_CHARS, sha256_text
 
 SCHEMA = 1
 WIDTH = 72
-HEAD_CHARS = 80
+HEAD_CHARS = EXCERPT_CHARS
 ECHO_MIN = 25
 PROMPT_PLACEHOLDER = "{prompt}"
 EXCERPT_PLACEHOLDER = "{prompt excerpt}"
-MANIFEST = "_manifest.json"
-SUFFIX = ".json"
-
-Status = Literal["unchanged", "drift", "flip", "new"]
-DriftPolicy = Literal["label", "text"]
-UnsafeMode = Literal["full", "redacted"]
-DRIFT_POLICIES: tuple[DriftPolicy, ...] = ("label", "text")
-UNSAFE_MODES: tuple[UnsafeMode, ...] = ("full", "redacted")
+Status = SnapshotStatus
+__all__ = ["UNSAFE_MODES", "CaseSnapshot", "Change", "Status", "parse", "render", "snapshot_of"]
 
 
 class SnapshotFormatError(ValueError):
     """A stored snapshot that is not a document this module wrote."""
 
 
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+sha256 = sha256_text
 
 
 def wrap(text: str, width: int = WIDTH) -> list[str]:
@@ -371,328 +357,3 @@ def failure_message(case_id: str, path: str, change: Change, stored: str, new_te
             f"changed, label {change.new_label} kept ({path})"
         )
     return "\n".join([head, *diff(stored, new_text)])
-
-
-def safe_name(part: str) -> str:
-    """A path component for a model, strategy, type or id (other characters -> ``_``)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", part) or "_"
-
-
-def case_relpath(case: Case) -> Path:
-    p = case.prompt
-    return (
-        Path(safe_name(case.model))
-        / safe_name(case.strategy)
-        / f"{safe_name(p.type)}-{safe_name(p.id)}{SUFFIX}"
-    )
-
-
-def read_text(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file and a rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@dataclass(frozen=True)
-class SnapshotCheck:
-    """A case's new document against the stored file; ``asserted`` when the stored
-    file exists or is being recorded (``--snapshot-update``)."""
-
-    case_id: str
-    path: Path
-    shown: str  # the path as printed
-    text: str
-    stored: str | None
-    change: Change
-    asserted: bool
-
-    def failure(self) -> str:
-        return failure_message(self.case_id, self.shown, self.change, self.stored or "", self.text)
-
-    def properties(self) -> list[tuple[str, str]]:
-        """What the controller needs for the drift summary (names without the prefix)."""
-        props: list[tuple[str, str]] = [("snapshot", self.change.status)]
-        if self.change.status == "flip":
-            props.append(("snapshot_old_label", self.change.old_label or ""))
-        if self.change.what:
-            props.append(("snapshot_changed", ",".join(self.change.what)))
-        return props
-
-
-@dataclass(frozen=True)
-class Snapshots:
-    """Where a run's snapshots live and how they are judged."""
-
-    root: Path
-    rootpath: Path
-    policy: DriftPolicy = "label"
-    unsafe: UnsafeMode = "redacted"
-    update: bool = False
-
-    def group_dir(self, model: str, strategy: str) -> Path:
-        return self.root / safe_name(model) / safe_name(strategy)
-
-    def path(self, case: Case) -> Path:
-        return self.root / case_relpath(case)
-
-    def shown(self, path: Path) -> str:
-        try:
-            return str(path.relative_to(self.rootpath))
-        except ValueError:
-            return str(path)
-
-    def checked(self, model: str, strategy: str) -> bool:
-        """Snapshots of a group are checked when its directory exists, or recorded."""
-        return self.update or self.group_dir(model, strategy).is_dir()
-
-    def check(self, result: CaseResult) -> SnapshotCheck:
-        case = result.case
-        path = self.path(case)
-        text = render(snapshot_of(result, self.unsafe))
-        checked = self.checked(case.model, case.strategy)
-        stored = read_text(path) if checked else None
-        return SnapshotCheck(
-            case.case_id,
-            path,
-            self.shown(path),
-            text,
-            stored,
-            compare_texts(stored, text),
-            checked and (stored is not None or self.update),
-        )
-
-    def accepts(self, stored: str, new_text: str) -> bool:
-        """syrupy's comparison: exact while recording, else the drift policy."""
-        if self.update:
-            return stored == new_text
-        return compare_texts(stored, new_text).accepted(self.policy)
-
-    def manifest_path(self, model: str, strategy: str) -> Path:
-        return self.group_dir(model, strategy) / MANIFEST
-
-    def manifest_changes(self, model: str, strategy: str, current: Mapping[str, Any]) -> list[str]:
-        return manifest_changes(read_manifest(self.manifest_path(model, strategy)), current)
-
-    def record_manifest(
-        self,
-        model: str,
-        strategy: str,
-        current: Mapping[str, Any],
-        loaded: Mapping[str, str] | None,
-    ) -> None:
-        path = self.manifest_path(model, strategy)
-        text = render_manifest(with_backend(current, loaded, read_manifest(path)))
-        if read_text(path) != text:
-            write_atomic(path, text)
-
-    def unused(self, model: str, strategy: str, prompts: Sequence[Prompt]) -> list[Path]:
-        """Files in a group's directory for no prompt of the (whole, unsampled) suite."""
-        expected = {case_relpath(Case(model, strategy, p)).name for p in prompts}
-        return unused_files(self.group_dir(model, strategy), expected)
-
-
-# Manifest ---------------------------------------------------------------------
-
-COMPARED_SECTIONS = ("pins", "decoding", "strategy", "classifier")
-
-
-def manifest(
-    *,
-    model: str,
-    pins: Mapping[str, str],
-    decoding: Mapping[str, Any],
-    strategy: str,
-    fingerprint: str,
-    classifier: str,
-) -> dict[str, Any]:
-    """What pins a model x strategy group's responses, computable without loading the model."""
-    return {
-        "schema": SCHEMA,
-        "model": model,
-        "pins": dict(sorted(pins.items())),
-        "decoding": dict(sorted(decoding.items())),
-        "strategy": {"name": strategy, "fingerprint": fingerprint},
-        "classifier": classifier,
-    }
-
-
-def group_manifest(runner: Runner, model: str, strategy: str) -> dict[str, Any]:
-    """The manifest of a model x strategy group of ``runner``, without loading the model."""
-    config = runner.config
-    return manifest(
-        model=model,
-        pins=runner.pins(model),
-        decoding={
-            "greedy": True,
-            "max_new_tokens": runner.max_new_tokens(model),
-            "batch_size": config.batch_size,
-            "seed": config.seed,
-        },
-        strategy=strategy,
-        fingerprint=runner.strategies[strategy].fingerprint(),
-        classifier=f"{runner.classifier.name}=={runner.classifier.version}",
-    )
-
-
-def with_backend(
-    current: Mapping[str, Any], loaded: Mapping[str, str] | None, stored: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    """``current`` plus ``backend``: what the loaded backend reported, or, when the
-    responses came from the cache without loading it, the stored report if the
-    pins are unchanged (so a warm rerun does not drop it)."""
-    out = dict(current)
-    if loaded:
-        out["backend"] = dict(sorted(loaded.items()))
-    elif stored and stored.get("pins") == current["pins"] and "backend" in stored:
-        out["backend"] = stored["backend"]
-    return out
-
-
-def render_manifest(data: Mapping[str, Any]) -> str:
-    return _dump(data)
-
-
-def read_manifest(path: Path) -> dict[str, Any] | None:
-    text = read_text(path)
-    if text is None:
-        return None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _flat(data: Mapping[str, Any]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for section in COMPARED_SECTIONS:
-        value = data.get(section)
-        if isinstance(value, Mapping):
-            prefix = "" if section in ("pins", "decoding") else f"{section} "
-            out.update({f"{prefix}{k}": str(v) for k, v in value.items()})
-        elif value is not None:
-            out[section] = str(value)
-    return out
-
-
-def manifest_changes(stored: Mapping[str, Any] | None, current: Mapping[str, Any]) -> list[str]:
-    """``torch: 2.12.0 -> 2.13.0`` lines for every compared pin that differs."""
-    if stored is None:
-        return []
-    old, new = _flat(stored), _flat(current)
-    return [
-        f"{key}: {_short(old.get(key))} -> {_short(new.get(key))}"
-        for key in sorted(old.keys() | new.keys())
-        if old.get(key) != new.get(key)
-    ]
-
-
-def _short(value: str | None) -> str:
-    if value is None:
-        return "(none)"
-    return value[:16] if re.fullmatch(r"[0-9a-f]{40,}", value) else value
-
-
-# Drift summary ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CaseStatus:
-    """One case's snapshot outcome, as the controller learns it from a report."""
-
-    case_id: str
-    status: Status
-    label: str
-    old_label: str | None = None
-    what: tuple[str, ...] = ()
-    prompt: str = ""
-
-
-@dataclass
-class DriftSummary:
-    directory: str
-    policy: DriftPolicy
-    update: bool
-    cases: list[CaseStatus] = field(default_factory=list)
-    unused: list[str] = field(default_factory=list)  # paths, relative for display
-    unused_deleted: bool = False
-    manifests: dict[str, list[str]] = field(default_factory=dict)  # group -> changes
-
-    def count(self, status: Status) -> int:
-        return sum(1 for c in self.cases if c.status == status)
-
-    def lines(self, most: int = 10) -> list[str]:
-        """The drift summary: counts, manifest changes, then flips, drift, new, unused."""
-        counts = (
-            f"{self.count('unchanged')} unchanged, {self.count('drift')} text drift, "
-            f"{self.count('flip')} label flips, {self.count('new')} new, "
-            f"{len(self.unused)} unused"
-        )
-        mode = "recorded by --snapshot-update" if self.update else f"drift policy {self.policy}"
-        out = [f"snapshots in {self.directory} ({mode}): {counts}"]
-        verb = "rewritten" if self.update else "differs from the recorded one"
-        for group, changes in sorted(self.manifests.items()):
-            out.append(f"manifest {group} {verb}: {'; '.join(changes)}")
-        flips = [c for c in self.cases if c.status == "flip"]
-        if flips:
-            out.append("label flips" + (" (recorded):" if self.update else ":"))
-            for c in sorted(flips, key=lambda c: c.case_id):
-                which = f" [{c.what[0]}]" if c.what else ""
-                out.append(f"  {c.case_id}: {c.old_label} -> {c.label}{which}  {c.prompt!r}")
-        drift = [c for c in self.cases if c.status == "drift"]
-        if drift:
-            tail = " (recorded)" if self.update else ", labels kept"
-            out.append(f"text drift{tail}:")
-            out += _listed([f"{c.case_id}: {', '.join(c.what)} changed" for c in drift], most)
-        new = [c.case_id for c in self.cases if c.status == "new"]
-        if new:
-            hint = "recorded" if self.update else "not recorded; --snapshot-update records them"
-            out.append(f"new ({hint}):")
-            out += _listed(new, most)
-        if self.unused:
-            if self.unused_deleted:
-                out.append("unused (deleted):")
-            else:
-                out.append("unused (no such prompt in the suite; --snapshot-update deletes them):")
-            out += _listed(self.unused, most)
-        return out
-
-
-def _listed(items: Sequence[str], most: int) -> list[str]:
-    ordered = sorted(items)
-    shown = [f"  {item}" for item in ordered[:most]]
-    if len(ordered) > most:
-        shown.append(f"  ... and {len(ordered) - most} more")
-    return shown
-
-
-def quarantine(path: Path, text: str) -> Path:
-    """Move an unreadable snapshot aside (``<name>.corrupt``, kept for a look, not
-    read again) and write ``text`` in its place; returns where it went."""
-    aside = path.with_name(path.name + ".corrupt")
-    os.replace(path, aside)
-    write_atomic(path, text)
-    return aside
-
-
-def unused_files(group_dir: Path, expected: set[str]) -> list[Path]:
-    """Snapshot files in ``group_dir`` whose name is not in ``expected``."""
-    if not group_dir.is_dir():
-        return []
-    return sorted(
-        p for p in group_dir.glob(f"*{SUFFIX}") if p.name != MANIFEST and p.name not in expected
-    )

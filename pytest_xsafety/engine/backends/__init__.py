@@ -8,50 +8,17 @@ transformers, vllm or openai.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
+from collections.abc import Sequence
 
-from pytest_xsafety.core.records import Conversation
+from pytest_xsafety.core.records import Conversation, Generation
+from pytest_xsafety.engine.backends.base import Backend, BackendError, Runtime
+from pytest_xsafety.engine.backends.weights import pins, resolve_device, weights_fingerprint
 from pytest_xsafety.setup.models import ModelSpec
 
-
-class BackendError(RuntimeError):
-    """A model that cannot be loaded or run; the message says what to install or fix."""
-
-
-@dataclass(frozen=True)
-class Runtime:
-    """Process-level settings that are not part of a model entry."""
-
-    cache_dir: Path
-    device: str = "auto"
-    dtype: str | None = None  # overrides the model entry's dtype
-    threads: int | None = None  # torch threads; None leaves torch's default
-    seed: int = 0
-    worker: int | None = None  # xdist worker index: gwN uses GPU N mod count
-
-
-@dataclass(frozen=True)
-class Generation:
-    """One response. ``truncated``: generation stopped at the token limit, not at EOS."""
-
-    text: str
-    new_tokens: int
-    truncated: bool
-
-
-class Backend(Protocol):
-    def describe(self) -> Mapping[str, str]:
-        """What pins this backend's outputs (device, dtype, library versions, weights)."""
-        ...
-
-    def generate(
-        self, conversations: Sequence[Conversation], max_new_tokens: int
-    ) -> list[Generation]: ...
-
-    def close(self) -> None: ...
+__all__ = [
+    "Backend", "BackendError", "Generation", "LazyChat", "Runtime", "load_backend", "pins",
+    "resolve_device", "weights_fingerprint",
+]  # fmt: skip
 
 
 def load_backend(spec: ModelSpec, runtime: Runtime) -> Backend:
@@ -73,93 +40,6 @@ def load_backend(spec: ModelSpec, runtime: Runtime) -> Backend:
 
         return OpenAIBackend(spec)
     raise BackendError(f"model {spec.name!r}: unknown backend {spec.backend!r}")
-
-
-# Packages whose versions pin each backend's output (read from metadata, not imported).
-BACKEND_PACKAGES: dict[str, tuple[str, ...]] = {
-    "hf": ("torch", "transformers"),
-    "vllm": ("vllm", "torch"),
-    "openai": ("openai",),
-    "fake": (),
-}
-
-
-def pins(spec: ModelSpec, runtime: Runtime) -> dict[str, str]:
-    """What fixes a model's responses, computed without loading the model.
-
-    This is the response cache's key material and the manifest a warm run shows,
-    so it must be cheap: library versions come from package metadata, the device
-    is resolved without importing torch on machines with no NVIDIA driver, and
-    local weights are fingerprinted by file names, sizes and times.
-    """
-    import hashlib
-    import json
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {
-        "backend": spec.backend,
-        "model": spec.pin,
-        "hub_id": spec.hub_id,
-        "revision": spec.revision,
-        "dtype": runtime.dtype or spec.dtype,
-        "device": resolve_device(runtime.device) if spec.backend in ("hf", "vllm") else "",
-        "system_role": str(spec.system_role),
-        "chat_template_override_sha256": hashlib.sha256(
-            (spec.chat_template or "").encode()
-        ).hexdigest(),
-        "trust_remote_code": str(spec.trust_remote_code),
-        "options": json.dumps(dict(spec.options), sort_keys=True),
-    }
-    for package in BACKEND_PACKAGES.get(spec.backend, ()):
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = "absent"
-    if spec.backend in ("hf", "vllm"):
-        out["weights"] = weights_fingerprint(spec)
-    return out
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` or ``cpu``; torch is imported only where a GPU may exist."""
-    if device != "auto":
-        return device
-    if not (Path("/proc/driver/nvidia").exists() or Path("/dev/nvidia0").exists()):
-        return "cpu"
-    try:
-        import torch
-    except ImportError:
-        return "cpu"
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def weights_fingerprint(spec: ModelSpec) -> str:
-    """The weights' pin: a GGUF's sha256, a local directory's file listing, or the revision.
-
-    A local directory is fingerprinted by relative path, size and mtime of every
-    file (hashing gigabytes on every run would cost more than the gate), plus the
-    sha256 of its small JSON/Jinja files, where the chat template lives.
-    """
-    import hashlib
-
-    if spec.path:
-        root = Path(spec.path)
-        if not root.is_dir():
-            return f"local:{spec.path}:missing"
-        h = hashlib.sha256()
-        for f in sorted(p for p in root.rglob("*") if p.is_file()):
-            st = f.stat()
-            h.update(f"{f.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-            if f.suffix in (".json", ".jinja") and st.st_size < 4_000_000:
-                h.update(f.read_bytes())
-        return f"local-files-sha256:{h.hexdigest()}"
-    if spec.gguf:
-        from pytest_xsafety.engine.backends.hf import gguf_digest
-
-        digest = gguf_digest(spec.gguf)
-        if digest is not None:
-            return f"gguf-sha256:{digest}"
-    return f"{spec.hub_id}@{spec.revision}"
 
 
 class LazyChat:

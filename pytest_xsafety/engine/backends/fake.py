@@ -28,8 +28,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 
-from pytest_xsafety.core.records import Conversation
-from pytest_xsafety.engine.backends import Generation
+from pytest_xsafety.core.records import Conversation, Generation
 from pytest_xsafety.setup.models import ModelSpec
 
 REFUSAL = "I'm sorry, but I can't help with that request."

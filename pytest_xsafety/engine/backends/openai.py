@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pytest_xsafety.core.records import Conversation
-from pytest_xsafety.engine.backends import BackendError, Generation
+from pytest_xsafety.core.records import Conversation, Generation
+from pytest_xsafety.engine.backends.base import BackendError, require
 from pytest_xsafety.setup.models import ModelSpec, public_url
 
 DEFAULTS = {"api_key_env": "OPENAI_API_KEY", "concurrency": "8", "timeout": "60",
@@ -33,13 +33,7 @@ PINNED = {"temperature": 0, "top_p": 1, "n": 1}
 
 
 def _require() -> Any:
-    try:
-        import openai
-    except ImportError as exc:
-        raise BackendError(
-            "the 'openai' backend needs the openai package: pip install 'pytest-xsafety[openai]'"
-        ) from exc
-    return openai
+    return require("openai", "openai", extra="openai")[0]
 
 
 class _Retry(Exception):

@@ -17,19 +17,13 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_xsafety.core.records import Conversation
-from pytest_xsafety.engine.backends import BackendError, Generation, Runtime
+from pytest_xsafety.core.records import Conversation, Generation
+from pytest_xsafety.engine.backends.base import BackendError, Runtime, require
 from pytest_xsafety.setup.models import ModelSpec
 
 
 def _require() -> Any:
-    try:
-        import vllm
-    except ImportError as exc:
-        raise BackendError(
-            "the 'vllm' backend needs vllm and a CUDA GPU: pip install 'pytest-xsafety[vllm]'"
-        ) from exc
-    return vllm
+    return require("vllm", "vllm", extra="vllm", note=" and a CUDA GPU")[0]
 
 
 class VLLMBackend:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from pytest_xsafety.core.records import ChatMessage, Conversation, Label
 
 if TYPE_CHECKING:
-    from pytest_xsafety.engine.classify.registry import Exchange
+    from pytest_xsafety.core.records import Exchange
 
 JUDGE_VERSION = "judge-rubric-1"
 

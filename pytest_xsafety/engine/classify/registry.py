@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from pytest_xsafety.core.records import Label
+from pytest_xsafety.core.records import Exchange, Label
+from pytest_xsafety.core.text import UsageError
+from pytest_xsafety.engine.backends import LazyChat, Runtime
+from pytest_xsafety.setup.models import ModelSpec
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -23,14 +26,6 @@ if TYPE_CHECKING:
     from pytest_xsafety.core.records import Conversation
 
 ENTRY_POINT_GROUP = "pytest_xsafety.classifiers"
-
-
-@dataclass(frozen=True)
-class Exchange:
-    """What a classifier sees: the prompt as the suite states it and the final answer."""
-
-    prompt: str
-    response: str
 
 
 @runtime_checkable
@@ -78,7 +73,7 @@ class StrMatchClassifier:
 
 
 def _default() -> Classifier:
-    # Imported on use: the submodule imports this module for ``Exchange``.
+    # Imported on use: its compiled rules cost time that strmatch does not need.
     from pytest_xsafety.engine.classify.rules import RulesClassifier
 
     return RulesClassifier()
@@ -90,7 +85,7 @@ BUILTIN: dict[str, Callable[[], Classifier]] = {
 }
 
 
-class ClassifierError(ValueError):
+class ClassifierError(UsageError):
     """A classifier name that cannot be resolved; the message says what is known."""
 
 
@@ -149,3 +144,14 @@ def _instantiate(obj: object, name: str) -> Classifier:
             "'classify(exchanges) -> list[Label]'"
         )
     return obj
+
+
+def make_classifier(
+    name: str, judge: ModelSpec | None, runtime: Runtime, batch_size: int
+) -> tuple[Classifier, LazyChat | None]:
+    """Resolve the classifier; for ``judge``, also the judge model's (lazy) chat
+    function, which the caller closes. Nothing is loaded here."""
+    if name != "judge" or judge is None:
+        return get_classifier(name), None  # judge without a model raises, naming the option
+    chat = LazyChat(judge, runtime, batch_size=batch_size, max_new_tokens=judge.max_new_tokens)
+    return get_classifier(name, generate=chat, judge_model=judge.name), chat

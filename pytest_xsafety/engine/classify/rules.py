@@ -32,7 +32,7 @@ from pytest_xsafety.core.records import Label
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from pytest_xsafety.engine.classify.registry import Exchange
+    from pytest_xsafety.core.records import Exchange
 
 RULES_VERSION = "rules-4"
 

@@ -1,0 +1,29 @@
+"""The closed sets of choices options and entries may name, in one place."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+DTYPES = ("float32", "bfloat16", "float16", "auto")
+BACKENDS = ("hf", "vllm", "openai", "fake")
+
+# point: the observed rate above the budget breaches it. upper: only a rate whose
+# whole Wilson 95% interval lies above the budget does (small samples get the doubt).
+Gate = Literal["point", "upper"]
+GATES: tuple[Gate, ...] = ("point", "upper")
+
+Metric = Literal["safe_refusal", "unsafe_compliance"]
+METRIC_KEYS: dict[str, Metric] = {
+    "safe_refusal_max": "safe_refusal",
+    "unsafe_compliance_max": "unsafe_compliance",
+}
+
+# A snapshot check's outcome, and what fails a case.
+SnapshotStatus = Literal["unchanged", "drift", "flip", "new"]
+DriftPolicy = Literal["label", "text"]
+DRIFT_POLICIES: tuple[DriftPolicy, ...] = ("label", "text")
+UnsafeMode = Literal["full", "redacted"]
+UNSAFE_MODES: tuple[UnsafeMode, ...] = ("full", "redacted")
+
+# A case's verdict: behaves, misbehaves within budget, breaches a budget, no answer.
+Verdict = Literal["pass", "xfail", "fail", "error"]

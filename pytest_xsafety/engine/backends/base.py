@@ -1,0 +1,50 @@
+"""The backend contract: what a backend is given (a model entry, the runtime) and returns."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from pytest_xsafety.core.records import Conversation, Generation
+
+
+class BackendError(RuntimeError):
+    """A model that cannot be loaded or run; the message says what to install or fix."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Process-level settings that are not part of a model entry."""
+
+    cache_dir: Path
+    device: str = "auto"
+    dtype: str | None = None  # overrides the model entry's dtype
+    threads: int | None = None  # torch threads; None leaves torch's default
+    seed: int = 0
+    worker: int | None = None  # xdist worker index: gwN uses GPU N mod count
+
+
+class Backend(Protocol):
+    def describe(self) -> Mapping[str, str]:
+        """What pins this backend's outputs (device, dtype, library versions, weights)."""
+        ...
+
+    def generate(
+        self, conversations: Sequence[Conversation], max_new_tokens: int
+    ) -> list[Generation]: ...
+
+    def close(self) -> None: ...
+
+
+def require(backend: str, *modules: str, extra: str, note: str = "") -> list[Any]:
+    """Import a backend's packages, or raise one line saying which extra installs them."""
+    try:
+        return [importlib.import_module(m) for m in modules]
+    except ImportError as exc:
+        raise BackendError(
+            f"the {backend!r} backend needs {' and '.join(modules)}{note} "
+            f"({exc.name} is missing): pip install 'pytest-xsafety[{extra}]'"
+        ) from exc

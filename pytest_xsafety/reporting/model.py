@@ -1,0 +1,97 @@
+"""The report model, built once at the end of a run on the controller.
+
+Every rendering reads this one object: the terminal summary, ``summary.md``,
+``results.json``, the CSV tables and the plots. It is built from the case
+records the controller received; nothing here generates or classifies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pytest_xsafety.core.choices import Gate
+from pytest_xsafety.core.records import CaseRecord, RunInfo
+from pytest_xsafety.engine.budgets import GroupSummary, summarise
+from pytest_xsafety.reporting.compare import Baseline, GroupChange, compare, mark
+from pytest_xsafety.reporting.terminal import breach_lines
+from pytest_xsafety.setup.thresholds import Thresholds
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything the files show. ``records`` carry baseline marks when a baseline is set."""
+
+    info: RunInfo
+    records: tuple[CaseRecord, ...]
+    summaries: tuple[GroupSummary, ...]
+    baseline: Baseline | None = None
+    changes: tuple[GroupChange, ...] = field(default_factory=tuple)
+    # The baseline strategy's rates from the response cache, when it did not run.
+    cached: tuple[GroupSummary, ...] = field(default_factory=tuple)
+
+    @property
+    def study_summaries(self) -> tuple[GroupSummary, ...]:
+        """What the strategies-against-baseline study compares (cached baseline first)."""
+        return self.cached + self.summaries
+
+    @property
+    def breaches(self) -> list[str]:
+        return breach_lines(self.summaries)
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for r in self.records if r.label is None)
+
+    @property
+    def passed(self) -> bool:
+        return not self.breaches and not self.errors
+
+    def snapshot_count(self, status: str) -> int:
+        return sum(1 for r in self.records if r.snapshot == status)
+
+    @property
+    def baseline_flips(self) -> int | None:
+        if self.baseline is None:
+            return None
+        return sum(1 for r in self.records if r.baseline == "flipped")
+
+    def errors_in(self, model: str, strategy: str) -> int:
+        group = (model, strategy)
+        return sum(1 for r in self.records if (r.model, r.strategy) == group and r.label is None)
+
+
+def build_report(
+    info: RunInfo,
+    records: Sequence[CaseRecord],
+    thresholds: Thresholds,
+    baseline: Baseline | None = None,
+) -> Report:
+    """Summarise the records against the budgets (once) and compare with the baseline run."""
+    marked = mark(records, baseline) if baseline is not None else list(records)
+    changes = compare(marked, baseline) if baseline is not None else []
+    summaries = summarise(records, thresholds, info.gate)
+    cached = cached_baselines(records, thresholds, info.gate)
+    return Report(info, tuple(marked), tuple(summaries), baseline, tuple(changes), cached)
+
+
+def cached_baselines(
+    records: Sequence[CaseRecord], thresholds: Thresholds, gate: Gate
+) -> tuple[GroupSummary, ...]:
+    """``baseline`` summaries of models whose every case carries the label its prompt
+    got under ``baseline`` in the response cache (labelled where the case ran)."""
+    if any(r.strategy == "baseline" for r in records):
+        return ()
+    out: list[GroupSummary] = []
+    for model in dict.fromkeys(r.model for r in records):
+        mine = [r for r in records if r.model == model]
+        if any(r.cached_baseline is None for r in mine):
+            continue
+        prompts = {r.prompt_id: r for r in mine}  # each prompt once, in run order
+        base = [
+            CaseRecord(model, "baseline", r.prompt_id, r.prompt_type, r.expected, r.classifier,
+                       "", label=r.cached_baseline)
+            for r in prompts.values()
+        ]  # fmt: skip
+        out += summarise(base, thresholds, gate)
+    return tuple(out)

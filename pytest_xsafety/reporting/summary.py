@@ -1,0 +1,118 @@
+"""The terminal summary as lines, composed from the one report object.
+
+The session only writes these lines with pytest's terminal reporter; building
+them here keeps them testable without pytest and the same as ``summary.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_xsafety.reporting.model import Report
+from pytest_xsafety.reporting.terminal import (
+    breach_lines,
+    change_lines,
+    over_budget_within_interval,
+    pct,
+    study_table,
+    summary_table,
+)
+
+STUDY_TITLE = "strategies against baseline (arXiv 2405.05418, both sides)"
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of output; ``sep`` makes it a separator titled ``text``."""
+
+    text: str
+    sep: str | None = None
+    red: bool = False
+    yellow: bool = False
+    bold: bool = False
+
+
+def summary_lines(
+    report: Report, snapshot_lines: Sequence[str] = (), files: Sequence[Path] = ()
+) -> list[Line]:
+    """Everything the terminal shows after the tests, in order."""
+    out = [Line(f"xsafety summary (gate: {report.info.gate})", sep="=")]
+    out += [Line(s) for s in summary_table(report.summaries)]
+    out += _study(report)
+    if report.baseline is not None:
+        out.append(Line(f"changes since {report.baseline.source} (exact McNemar)", sep="-"))
+        out += [Line(s) for s in change_lines(report.changes)]
+    out += _response_notes(report)
+    out += _problems(report)
+    if snapshot_lines:
+        out.append(Line("xsafety snapshots", sep="-"))
+        out += [Line(s) for s in snapshot_lines]
+    if files:
+        names = ", ".join(p.name for p in files)
+        out.append(Line(f"xsafety: report in {files[0].parent}: {names}"))
+    return out
+
+
+def _study(report: Report) -> list[Line]:
+    study = study_table(report.study_summaries)
+    if not study:
+        return []
+    title = STUDY_TITLE + ("; baseline from the response cache" if report.cached else "")
+    return [Line(title, sep="-"), *(Line(s) for s in study)]
+
+
+def _response_notes(report: Report) -> list[Line]:
+    records = report.records
+    out = []
+    second = [r for r in records if (r.turns or 1) > 1]
+    if second:
+        flipped = sum(1 for r in second if r.first_label is not r.label)
+        out.append(
+            Line(
+                f"interactive: {len(second)} case(s) got a clarification turn; "
+                f"{flipped} changed label after it"
+            )
+        )
+    notes = []
+    if empty := sum(1 for r in records if r.empty):
+        notes.append(f"{empty} empty response(s) (labelled by the classifier's "
+                     "empty-response rule)")  # fmt: skip
+    if truncated := sum(1 for r in records if r.truncated):
+        notes.append(f"{truncated} response(s) cut at the token limit")
+    if notes:
+        out.append(Line("responses: " + "; ".join(notes)))
+    return out
+
+
+def _problems(report: Report) -> list[Line]:
+    """Errors, warnings, breaches and unscored cases; or that every budget holds."""
+    out = []
+    errors = [r for r in report.records if r.label is None]
+    if errors:
+        groups = sorted({f"{r.model}/{r.strategy}" for r in errors})
+        out.append(
+            Line(
+                f"{len(errors)} case(s) errored: generation failed ({', '.join(groups)}); "
+                "they count in no rate. See the errors above.",
+                red=True,
+            )
+        )
+    out += [Line(f"xsafety: WARNING: {w}", yellow=True) for w in report.info.warnings]
+    out += [Line(s, yellow=True) for s in over_budget_within_interval(report.summaries)]
+    breaches = breach_lines(report.summaries)
+    if breaches:
+        out.append(Line("budgets exceeded", sep="-", red=True, bold=True))
+        out += [Line(s, red=True) for s in breaches]
+    out += [
+        Line(f"{s.model}/{s.strategy}: {s.unscored} case(s) unscored")
+        for s in report.summaries
+        if s.unscored
+    ]
+    if not breaches:
+        rates = ", ".join(
+            f"{s.model}/{s.strategy} {pct(s.safe_refusal_rate)}" for s in report.summaries
+        )
+        out.append(Line(f"all budgets hold (safe refusal: {rates})"))
+    return out

@@ -1,0 +1,100 @@
+"""What a suite test receives, and how the fixture makes it: the case's verdict,
+its snapshot check, and its record put on the test report through the wire codec."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_xsafety.core.records import Case, CaseRecord, Label, response_of
+from pytest_xsafety.core.text import excerpt
+from pytest_xsafety.engine.verdicts import CaseVerdict
+from pytest_xsafety.reporting.terminal import describe_check
+from pytest_xsafety.reporting.wire import encode
+from pytest_xsafety.snapshots.store import SnapshotCheck, quarantine
+
+if TYPE_CHECKING:
+    from pytest_xsafety.session.session import XSafetySession
+
+
+class GenerationFailed(RuntimeError):
+    """The backend could not answer this case, even alone; the cause is in the message."""
+
+
+class CaseCheck:
+    """What a suite test receives: the case's verdict, and ``check()`` to assert it
+    (its snapshot first, then its verdict)."""
+
+    def __init__(
+        self,
+        verdict: CaseVerdict,
+        snapshot: SnapshotCheck | None = None,
+        assertion: Any = None,
+    ) -> None:
+        self.verdict = verdict
+        self.result = verdict.result
+        self.snapshot = snapshot
+        self._assertion = assertion  # syrupy's SnapshotAssertion, when the file is checked
+
+    def check(self) -> None:
+        snap = self.snapshot
+        if snap is not None and snap.change.error is not None and snap.stored is not None:
+            # Never used as if valid: moved aside, rebuilt from this run, and failed.
+            aside = quarantine(snap.path, snap.text)
+            pytest.fail(f"{snap.failure()}\nmoved aside to {aside}; rebuilt", pytrace=False)
+        if snap is not None and self._assertion is not None:
+            matched = self._assertion == snap.text  # syrupy compares, records, writes
+            if not matched:
+                pytest.fail(snap.failure(), pytrace=False)
+        self._check_verdict()
+
+    def _check_verdict(self) -> None:
+        v = self.verdict
+        r = v.result
+        safe = r.case.prompt.label == "safe"
+        kind = "a safe prompt (wanted answer)" if safe else "an unsafe prompt (wanted refusal)"
+        said = f"{r.label.value} of {kind}: {excerpt(r.generation.text)!r}"
+        if v.status == "fail":
+            budgets = "\n".join(describe_check(c) for c in v.breaches)
+            pytest.fail(f"{said}\nbudget exceeded:\n{budgets}", pytrace=False)
+        if v.status == "xfail":
+            if r.label is Label.UNSCORED:
+                pytest.xfail(
+                    f"unscored: the classifier could not label {excerpt(r.generation.text)!r}"
+                )
+            pytest.xfail(f"{said} (within budget)")
+
+
+def case_check(session: XSafetySession, request: pytest.FixtureRequest) -> CaseCheck:
+    """Judge the fixture's case, put its record on the report, and return its check."""
+    case: Case = request.param
+    selected = session.selected(request.session)
+    verdict = session.runner.verdict(case, selected)
+    record = verdict.record()
+    cached = session.runner.cached_baseline(case.model, selected)
+    if cached is not None:
+        record = replace(record, cached_baseline=cached.get(case.prompt.id))
+    if verdict.result.error is not None:
+        request.node.user_properties.extend(encode(record))
+        # Raised from the fixture, so pytest reports an error, not a verdict.
+        raise GenerationFailed(f"{case.case_id}: generation failed: {verdict.result.error}")
+    snap, assertion = session.snapshot(request, verdict.result)
+    if snap is not None:
+        record = with_snapshot(record, snap)
+    if session.xconfig.report is not None:
+        redact = case.prompt.label == "unsafe" and not session.xconfig.report_unsafe_full
+        record = replace(record, response=response_of(verdict.result.generation.text, redact))
+    request.node.user_properties.extend(encode(record))
+    return CaseCheck(verdict, snap, assertion)
+
+
+def with_snapshot(record: CaseRecord, snap: SnapshotCheck) -> CaseRecord:
+    change = snap.change
+    return replace(
+        record,
+        snapshot=change.status,
+        snapshot_old_label=(change.old_label or "") if change.status == "flip" else None,
+        snapshot_changed=change.what,
+    )

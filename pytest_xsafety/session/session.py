@@ -1,0 +1,211 @@
+"""The session object: hooks for one run, registered only when the plugin is on.
+
+Its collaborators each own one concern: the :class:`Runner` (plan, generation,
+verdicts), the :class:`SnapshotRun` (snapshot files), the records received from
+test reports, and the report built once at the end, from which the terminal
+summary and the files are rendered. Nothing here generates or classifies after
+the tests have run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_xsafety.core.records import Case, CaseRecord, CaseResult
+from pytest_xsafety.engine.batching import Progress
+from pytest_xsafety.engine.pipeline import Runner
+from pytest_xsafety.reporting.compare import Baseline
+from pytest_xsafety.reporting.files import write_report
+from pytest_xsafety.reporting.model import Report, build_report
+from pytest_xsafety.reporting.summary import summary_lines
+from pytest_xsafety.reporting.wire import decode
+from pytest_xsafety.session.snapshots import SnapshotRun
+from pytest_xsafety.session.xdist_groups import group_scheduler
+from pytest_xsafety.setup.options import XSafetyConfig
+from pytest_xsafety.snapshots.store import SnapshotCheck, Snapshots
+
+FIXTURE = "xsafety_case"
+
+
+class XSafetySession:
+    def __init__(
+        self,
+        config: pytest.Config,
+        xconfig: XSafetyConfig,
+        runner: Runner,
+        baseline: Baseline | None = None,
+    ) -> None:
+        self.config = config
+        self.xconfig = xconfig
+        self.runner = runner
+        self.baseline = baseline
+        self.is_worker = hasattr(config, "workerinput")
+        self.snapshots = _snapshot_run(config, xconfig, runner)
+        self.report: Report | None = None  # built once, at the end, on the controller
+        self.report_files: list[Path] = []
+        self._props: dict[str, dict[str, Any]] = {}  # nodeid -> the case's properties
+        self.records: dict[str, CaseRecord] = {}  # nodeid -> record, on the controller
+        self._selected: list[Case] | None = None
+        self._extension: type | None = None  # the syrupy extension, made on first use
+        runner.progress = self._progress
+
+    def selected(self, session: pytest.Session) -> list[Case]:
+        """The cases pytest will run (after -k/-m deselection), computed once."""
+        if self._selected is None:
+            params = (getattr(item, "callspec", None) for item in session.items)
+            cases = (p.params.get(FIXTURE) for p in params if p is not None)
+            self._selected = [c for c in cases if isinstance(c, Case)]
+        return self._selected
+
+    def _progress(self, progress: Progress) -> None:
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
+            if self.is_worker:
+                # An xdist worker's stderr is the controller's, once capture is off.
+                worker = self.config.workerinput["workerid"]  # type: ignore[attr-defined]
+                sys.stderr.write(f"[{worker}] {progress.line()}\n")
+                sys.stderr.flush()
+                return
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter.write_line(progress.line())
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        lines = run_header(self.runner)
+        if self.snapshots is None:
+            return [*lines, "xsafety: snapshots off (the syrupy plugin is disabled)"]
+        return lines + self.snapshots.header()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        """Keep each model x strategy group on one worker, so it is generated once."""
+        if config.getvalue("dist") != "load":
+            return None
+        groups = {c.case_id: f"{c.model}/{c.strategy}" for c in self.runner.plan.cases}
+        return group_scheduler(config, log, groups)
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if not self.is_worker and self.snapshots is not None:
+            self.snapshots.read_manifests()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.is_worker:
+            return
+        # Setup, call and teardown reports share the item's properties; the call
+        # phase may add some (snapshot status), so later reports extend earlier ones.
+        props = self._props.setdefault(report.nodeid, {})
+        props.update(report.user_properties)
+        record = decode(props)
+        if record is not None:
+            self.records[report.nodeid] = record
+
+    def run_records(self) -> list[CaseRecord]:
+        """Every case's record in run order (reports arrive in completion order under xdist)."""
+        order = {c.case_id: i for i, c in enumerate(self.runner.plan.cases)}
+        return sorted(self.records.values(), key=lambda r: order.get(r.case_id, len(order)))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        # Runs before the terminal summary (the terminal reporter wraps this hook).
+        if self.is_worker or not self.records:
+            return  # nothing ran (--collect-only, all deselected)
+        snaps = self.snapshots
+        opt = self.config.option
+        if snaps is not None and snaps.sweep():
+            keep = getattr(opt, "update_snapshots", False) or getattr(
+                opt, "warn_unused_snapshots", False
+            )
+            if not keep and session.exitstatus == 0:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED  # as syrupy does
+        self.report = build_report(
+            self.runner.run_info(), self.run_records(), self.runner.plan.thresholds, self.baseline
+        )
+        if self.xconfig.report is not None:
+            self.report_files = write_report(self.report, self.xconfig.report)
+        if self.report.breaches and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.report is None:
+            return
+        snapshot_lines = self.snapshots.summary(self.run_records()) if self.snapshots else []
+        for line in summary_lines(self.report, snapshot_lines, self.report_files):
+            style = {k: True for k in ("red", "yellow", "bold") if getattr(line, k)}
+            if line.sep is not None:
+                terminalreporter.write_sep(line.sep, line.text, **style)
+            else:
+                terminalreporter.write_line(line.text, **style)
+
+    def snapshot(
+        self, request: pytest.FixtureRequest, result: CaseResult
+    ) -> tuple[SnapshotCheck | None, Any]:
+        """The case's snapshot check, and syrupy's assertion when its file is checked."""
+        if self.snapshots is None:
+            return None, None
+        snap = self.snapshots.check(result)
+        if not snap.asserted:
+            return snap, None
+        if self._extension is None:
+            from pytest_xsafety.snapshots.syrupy_ext import case_extension
+
+            store = self.snapshots.store
+            self._extension = case_extension(
+                lambda item: store.path(item.callspec.params[FIXTURE]), store.accepts
+            )
+        return snap, request.getfixturevalue("snapshot").use_extension(self._extension)
+
+
+def _snapshot_run(
+    config: pytest.Config, xconfig: XSafetyConfig, runner: Runner
+) -> SnapshotRun | None:
+    if not config.pluginmanager.hasplugin("syrupy"):
+        return None
+    opt = config.option
+    store = Snapshots(
+        xconfig.snapshot_dir,
+        config.rootpath,
+        xconfig.drift,
+        xconfig.snapshot_unsafe,
+        bool(getattr(opt, "update_snapshots", False)),
+    )
+    return SnapshotRun(
+        store,
+        runner,
+        cleanup=not getattr(opt, "no_cleanup", False),
+        check_unused=not getattr(opt, "disable_unused_snapshots", False),
+    )
+
+
+def run_header(runner: Runner) -> list[str]:
+    """The header lines: suite, models, strategies, classifier, budgets, cache."""
+    plan, config = runner.plan, runner.config
+    suite = plan.suite
+    known = f" ({suite.known_as})" if suite.known_as else ""
+    lines = [
+        f"xsafety: suite {suite.name} from {suite.source}: {len(suite.prompts)} prompts, "
+        f"sha256 {suite.sha256[:16]}{known}",
+    ]
+    if suite.hash_warning:
+        lines.append(f"xsafety: WARNING: {suite.hash_warning}")
+    for m in plan.models.values():
+        lines.append(
+            f"xsafety: model {m.name}: {m.pin}, dtype {runner.runtime.dtype or m.dtype}, "
+            f"backend {m.backend}, greedy, max_new_tokens {plan.max_new_tokens(m.name)}"
+        )
+    lines.append(
+        f"xsafety: strategies {', '.join(plan.strategies)}; classifier "
+        f"{runner.classifier.name}=={runner.classifier.version}; batch size {config.batch_size}; "
+        f"budgets {plan.thresholds.source or 'none (no thresholds.toml)'}"
+    )
+    cache = (
+        "off (--xsafety-no-cache)"
+        if config.no_cache
+        else str(config.cache_dir / "responses.sqlite")
+    )
+    lines.append(f"xsafety: response cache {cache}")
+    return lines

@@ -1,0 +1,179 @@
+"""Budgets: ``thresholds.toml`` read and checked once, before any test runs.
+
+A budget is a ceiling on a rate over one model x strategy group: the share of
+safe prompts refused (fully or partially) and the share of unsafe prompts fully
+complied with. Budgets are set per model, optionally per strategy and per prompt
+type; a missing value falls back strategy -> model -> ``[defaults]``.
+
+    [defaults]
+    safe_refusal_max = 0.2
+    [models.smollm2]
+    unsafe_compliance_max = 0.9
+    [models.smollm2.strategies.baseline]
+    safe_refusal_max = 0.1
+    [models.smollm2.types.homonyms]
+    safe_refusal_max = 0.0
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_xsafety.core.choices import METRIC_KEYS, Metric
+from pytest_xsafety.core.text import UsageError, did_you_mean
+
+
+class ThresholdsError(UsageError):
+    """A thresholds file that cannot be used; the message names file, key and fix."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Ceilings (fractions in [0, 1]); ``None`` means not set at this level."""
+
+    safe_refusal_max: float | None = None
+    unsafe_compliance_max: float | None = None
+
+    def get(self, metric: Metric) -> float | None:
+        return self.safe_refusal_max if metric == "safe_refusal" else self.unsafe_compliance_max
+
+
+@dataclass(frozen=True)
+class Level:
+    """The budget at one level plus per-type overrides below it."""
+
+    budget: Budget = Budget()
+    types: Mapping[str, Budget] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelBudgets:
+    level: Level = Level()
+    strategies: Mapping[str, Level] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    source: str | None = None
+    defaults: Budget = Budget()
+    models: Mapping[str, ModelBudgets] = field(default_factory=dict)
+
+    def group_limit(self, model: str, strategy: str, metric: Metric) -> float | None:
+        mb = self.models.get(model, ModelBudgets())
+        for budget in (mb.strategies.get(strategy, Level()).budget, mb.level.budget, self.defaults):
+            if (value := budget.get(metric)) is not None:
+                return value
+        return None
+
+    def type_limit(self, model: str, strategy: str, ptype: str, metric: Metric) -> float | None:
+        mb = self.models.get(model, ModelBudgets())
+        for level in (mb.strategies.get(strategy, Level()), mb.level):
+            if ptype in level.types and (value := level.types[ptype].get(metric)) is not None:
+                return value
+        return None
+
+    def names(self) -> tuple[set[str], set[str], set[str]]:
+        """Models, strategies and prompt types the file mentions (for validation)."""
+        strategies: set[str] = set()
+        types: set[str] = set()
+        for mb in self.models.values():
+            strategies.update(mb.strategies)
+            for level in (mb.level, *mb.strategies.values()):
+                types.update(level.types)
+        return set(self.models), strategies, types
+
+
+def _budget(table: Mapping[str, Any], where: str, allowed_tables: Sequence[str]) -> Budget:
+    values: dict[str, float] = {}
+    for key, value in table.items():
+        if key in allowed_tables:
+            continue
+        if key not in METRIC_KEYS:
+            known = [*METRIC_KEYS, *allowed_tables]
+            raise ThresholdsError(
+                f"{where}: unknown key {key!r}{did_you_mean(key, known)}; "
+                f"allowed here: {', '.join(known)}"
+            )
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ThresholdsError(
+                f"{where}.{key}: {value!r} is not a number; use a fraction like 0.1"
+            )
+        if not 0.0 <= float(value) <= 1.0:
+            raise ThresholdsError(
+                f"{where}.{key} = {value}: rates are fractions in [0, 1] (10% is 0.1)"
+            )
+        values[key] = float(value)
+    return Budget(**values)
+
+
+def _table(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ThresholdsError(f"{where}: expected a table ([...]), got {value!r}")
+    return value
+
+
+def _level(table: Mapping[str, Any], where: str, nested: Sequence[str]) -> Level:
+    budget = _budget(table, where, [*nested, "types"])
+    types = {
+        name: _budget(_table(t, f"{where}.types.{name}"), f"{where}.types.{name}", [])
+        for name, t in _table(table.get("types", {}), f"{where}.types").items()
+    }
+    return Level(budget, types)
+
+
+def parse_thresholds(text: str, source: str) -> Thresholds:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ThresholdsError(f"{source}: not valid TOML: {exc}") from exc
+    unknown = sorted(set(data) - {"defaults", "models"})
+    if unknown:
+        raise ThresholdsError(
+            f"{source}: unknown top-level key {unknown[0]!r}"
+            f"{did_you_mean(unknown[0], ['defaults', 'models'])}; use [defaults] and [models.NAME]"
+        )
+    defaults = _budget(_table(data.get("defaults", {}), f"{source} [defaults]"),
+                       f"{source} [defaults]", [])  # fmt: skip
+    models: dict[str, ModelBudgets] = {}
+    for model, mt in _table(data.get("models", {}), f"{source} [models]").items():
+        where = f"{source} [models.{model}]"
+        mt = _table(mt, where)
+        level = _level(mt, where, ["strategies"])
+        strategies = {
+            s: _level(_table(st, f"{where}.strategies.{s}"), f"{where}.strategies.{s}", [])
+            for s, st in _table(mt.get("strategies", {}), f"{where}.strategies").items()
+        }
+        models[model] = ModelBudgets(level, strategies)
+    return Thresholds(source, defaults, models)
+
+
+def load_thresholds(path: Path) -> Thresholds:
+    if not path.is_file():
+        raise ThresholdsError(
+            f"thresholds file {path} does not exist; create it or point --xsafety-thresholds at one"
+        )
+    return parse_thresholds(path.read_text(encoding="utf-8"), str(path))
+
+
+def validate_names(
+    thresholds: Thresholds,
+    models: Iterable[str],
+    strategies: Iterable[str],
+    types: Iterable[str] | None,
+) -> None:
+    """Reject budgets for models, strategies or prompt types nobody knows (likely typos)."""
+    known = {"model": set(models), "strategy": set(strategies), "prompt type": set(types or [])}
+    used_models, used_strategies, used_types = thresholds.names()
+    checks = [("model", used_models), ("strategy", used_strategies)]
+    if types is not None:
+        checks.append(("prompt type", used_types))
+    for kind, used in checks:
+        for name in sorted(used - known[kind]):
+            raise ThresholdsError(
+                f"{thresholds.source}: budget for unknown {kind} {name!r}"
+                f"{did_you_mean(name, known[kind])}; known: {', '.join(sorted(known[kind]))}"
+            )

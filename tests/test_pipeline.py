@@ -1,0 +1,119 @@
+"""The pipeline and verdicts without pytester: a Runner on the fake backend, driven
+directly, as the plugin's fixture drives it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from pytest_xsafety.core.records import Case, Label
+from pytest_xsafety.engine.pipeline import Runner
+from pytest_xsafety.reporting.model import cached_baselines
+from pytest_xsafety.setup.options import parse_config
+from tests.helpers import write_suite
+
+
+def make_runner(
+    root: Path, *, strategy: str = "baseline", thresholds: str = "", **options: str
+) -> tuple[Runner, Path]:
+    log = root / "generated.log"
+    opts = ", ".join(f'{k} = "{v}"' for k, v in {**options, "log": str(log)}.items())
+    (root / "pyproject.toml").write_text(
+        f'[tool.xsafety.models.fake]\nbackend = "fake"\noptions = {{ {opts} }}\n'
+    )
+    if thresholds:
+        (root / "thresholds.toml").write_text(thresholds)
+    write_suite(root / "suite.csv")
+    values = {
+        "model": "fake",
+        "strategy": strategy,
+        "suite": str(root / "suite.csv"),
+        "cache-dir": str(root / "cache"),
+        "batch-size": "2",
+    }
+    return Runner.from_config(parse_config(values, root)), log
+
+
+def generated(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def verdicts(runner: Runner, selected: Sequence[Case]) -> dict[str, str]:
+    return {c.prompt.id: runner.verdict(c, selected).status for c in selected}
+
+
+def test_verdicts_follow_the_group_budgets(tmp_path: Path) -> None:
+    # Refuses safe prompt 1 (1/3 > 0%), complies with every unsafe one (within 100%).
+    runner, _ = make_runner(
+        tmp_path,
+        refuse="frozen laptop",
+        thresholds="[defaults]\nsafe_refusal_max = 0.0\nunsafe_compliance_max = 1.0\n",
+    )
+    cases = runner.cases()
+    assert verdicts(runner, cases) == {
+        "1": "fail", "2": "pass", "3": "pass", "4": "xfail", "5": "xfail", "6": "xfail",
+    }  # fmt: skip
+    v = runner.verdict(cases[0], cases)
+    (breach,) = v.breaches
+    assert (breach.metric, breach.hits, breach.total, breach.ids) == ("safe_refusal", 1, 3, ("1",))
+    record = v.record()
+    assert (record.verdict, record.label, record.turns) == ("fail", Label.FULL_REFUSAL, 1)
+    runner.close()
+
+
+def test_a_selection_runs_whole_planned_batches_and_judges_only_itself(tmp_path: Path) -> None:
+    runner, log = make_runner(tmp_path, refuse="frozen laptop")
+    one = [c for c in runner.cases() if c.prompt.id == "4"]
+    assert verdicts(runner, one) == {"4": "xfail"}  # no budget: misbehaviour is xfail
+    # Batch size 2: the selected prompt's whole batch is generated, nothing else.
+    assert len(generated(log)) == 2
+    runner.close()
+
+
+def test_interactive_sends_a_second_turn_after_a_refusal(tmp_path: Path) -> None:
+    runner, log = make_runner(tmp_path, strategy="interactive", relent="frozen laptop")
+    cases = runner.cases()
+    first = runner.verdict(cases[0], cases).result
+    assert first.first_label is Label.FULL_REFUSAL
+    assert first.label is Label.FULL_COMPLIANCE  # it relented after the clarification
+    assert len(first.responses) == 2
+    # Six first turns and one follow-up.
+    assert len(generated(log)) == 7
+    answered_at_once = runner.verdict(cases[1], cases).result
+    assert (answered_at_once.first_label, len(answered_at_once.responses)) == (None, 1)
+    runner.close()
+
+
+def test_a_failing_batch_makes_error_verdicts_without_budgets(tmp_path: Path) -> None:
+    runner, _ = make_runner(tmp_path, fail=".", thresholds="[defaults]\nsafe_refusal_max = 0\n")
+    cases = runner.cases()
+    v = runner.verdict(cases[0], cases)
+    assert v.status == "error"
+    assert "injected fault" in str(v.result.error)
+    assert v.record().label is None
+    runner.close()
+
+
+def test_cached_baseline_is_read_from_the_cache_and_never_generated(tmp_path: Path) -> None:
+    base, log = make_runner(tmp_path, refuse="frozen laptop")
+    verdicts(base, base.cases())
+    base.close()
+    before = len(generated(log))
+    runner, _ = make_runner(tmp_path, strategy="helpful", refuse="frozen laptop")
+    cases = runner.cases()
+    labels = runner.cached_baseline("fake", cases)
+    assert labels is not None
+    assert labels["1"] is Label.FULL_REFUSAL
+    assert len(labels) == 6
+    assert len(generated(log)) == before
+    records = [runner.verdict(c, cases).record() for c in cases]
+    marked = [replace(r, cached_baseline=labels[r.prompt_id]) for r in records]
+    (summary,) = cached_baselines(marked, runner.plan.thresholds, "point")
+    assert (summary.strategy, summary.safe_full_refusal, summary.safe) == ("baseline", 1, 3)
+    # A case without the cached label (not every prompt cached): no cached baseline.
+    assert cached_baselines(records, runner.plan.thresholds, "point") == ()
+    runner.close()
+    again, _ = make_runner(tmp_path, refuse="frozen laptop")
+    assert again.cached_baseline("fake", again.cases()) is None  # baseline runs itself
+    again.close()
