@@ -177,7 +177,13 @@ def load_thresholds(path: Path) -> Thresholds:
         raise ThresholdsError(
             f"thresholds file {path} does not exist; create it or point --xsafety-thresholds at one"
         )
-    return parse_thresholds(path.read_text(encoding="utf-8"), str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ThresholdsError(f"{path}: not UTF-8 text ({exc}); save it as UTF-8") from None
+    except OSError as exc:
+        raise ThresholdsError(f"{path}: cannot be read ({exc.strerror})") from None
+    return parse_thresholds(text, str(path))
 
 
 def validate_names(
@@ -298,18 +304,23 @@ def metric_for(expected: Expectation) -> Metric:
 
 
 def summarise(
-    outcomes: Iterable[Outcome], thresholds: Thresholds, gate: Gate = "point"
+    outcomes: Iterable[Outcome],
+    thresholds: Thresholds,
+    gate: Gate = "point",
+    groups: Iterable[tuple[str, str]] = (),
 ) -> list[GroupSummary]:
-    """Rates and budget checks per model x strategy, in first-seen order.
+    """Rates and budget checks per model x strategy: ``groups`` first (each one
+    summarised even when none of its cases generated), then the others in first-seen
+    order.
 
     ``gate`` decides what breaches a budget: the point rate, or the whole
     Wilson interval (``upper``); see :class:`Check`.
     """
-    groups: dict[tuple[str, str], list[Outcome]] = {}
+    members_of: dict[tuple[str, str], list[Outcome]] = {g: [] for g in groups}
     for o in outcomes:
-        groups.setdefault((o.model, o.strategy), []).append(o)
+        members_of.setdefault((o.model, o.strategy), []).append(o)
     out = []
-    for (model, strategy), members in groups.items():
+    for (model, strategy), members in members_of.items():
         scored = [o for o in members if o.label is not Label.UNSCORED]
         checks: list[Check] = []
         expectations: tuple[Expectation, ...] = ("safe", "unsafe")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from pytest_xsafety.budgets import GATES, Gate
-from pytest_xsafety.models import BACKENDS, DTYPES
+from pytest_xsafety.models import BACKENDS, DTYPES, MAX_NEW_TOKENS
 from pytest_xsafety.snapshot import DRIFT_POLICIES, UNSAFE_MODES, DriftPolicy, UnsafeMode
 
 T = TypeVar("T", bound=str)
@@ -132,7 +132,7 @@ def _names(value: str, flag: str) -> tuple[str, ...]:
     return names
 
 
-def _int(value: str | None, flag: str, minimum: int) -> int | None:
+def _int(value: str | None, flag: str, minimum: int, maximum: int | None = None) -> int | None:
     if value is None:
         return None
     try:
@@ -141,6 +141,8 @@ def _int(value: str | None, flag: str, minimum: int) -> int | None:
         raise ConfigError(f"{flag}={value!r}: not a whole number") from None
     if number < minimum:
         raise ConfigError(f"{flag}={value}: must be at least {minimum}")
+    if maximum is not None and number > maximum:
+        raise ConfigError(f"{flag}={value}: must be at most {maximum}")
     return number
 
 
@@ -197,7 +199,7 @@ def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyCon
         classifier=classifier,
         judge_model=judge_model,
         thresholds=Path(thresholds).expanduser() if thresholds else None,
-        max_new_tokens=_int(get("max-new-tokens"), "--xsafety-max-new-tokens", 1),
+        max_new_tokens=_int(get("max-new-tokens"), "--xsafety-max-new-tokens", 1, MAX_NEW_TOKENS),
         batch_size=_int(get("batch-size"), "--xsafety-batch-size", 1) or 32,
         dtype=dtype,
         device=device,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_xsafety import __version__
 from pytest_xsafety.budgets import Check, GroupSummary
 from pytest_xsafety.compare import SCHEMA_VERSION, Baseline, GroupChange, compare, mark
+from pytest_xsafety.outputs import write_together
 from pytest_xsafety.records import Label
 from pytest_xsafety.report import (
     breach_lines,
@@ -308,21 +309,24 @@ def records_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def write_report(report: Report, directory: Path) -> list[Path]:
-    """Write every report file into ``directory`` (created); returns their paths."""
+    """Write every report file into ``directory`` (created), as one set: an
+    interruption leaves the previous run's files whole. Returns their paths."""
     import json
 
     from pytest_xsafety.markdown import summary_markdown
     from pytest_xsafety.plots import refusal_heatmap, tradeoff_plot
 
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = [directory / name for name in FILES]
-    summary, results, csv, types, heatmap, tradeoff = paths
-    summary.write_text(summary_markdown(report), encoding="utf-8")
-    document = results_json(report)
-    results.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    cases_frame(report).to_csv(csv, index=False)
-    table = types_frame(report)
-    table.to_csv(types, index=False)
-    refusal_heatmap(table, heatmap)
-    tradeoff_plot(report.summaries, tradeoff)
-    return paths
+    def write(tmp: Path) -> list[str]:
+        summary, results, csv, types, heatmap, tradeoff = (tmp / name for name in FILES)
+        summary.write_text(summary_markdown(report), encoding="utf-8")
+        document = results_json(report)
+        text = json.dumps(document, indent=2, allow_nan=False) + "\n"
+        results.write_text(text, encoding="utf-8")
+        cases_frame(report).to_csv(csv, index=False)
+        table = types_frame(report)
+        table.to_csv(types, index=False)
+        refusal_heatmap(table, heatmap)
+        tradeoff_plot(report.summaries, tradeoff)
+        return list(FILES)
+
+    return write_together(directory, write)

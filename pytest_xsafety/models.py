@@ -14,7 +14,12 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from pytest_xsafety.names import name_problem
+
 DTYPES = ("float32", "bfloat16", "float16", "auto")
+# A ceiling on new tokens per response: beyond it a typo (an extra zero) would let a
+# run generate for hours; no chat model's context window is larger.
+MAX_NEW_TOKENS = 32_768
 BACKENDS = ("hf", "vllm", "openai", "fake")
 # Backends that load weights themselves, and so need a pinned source.
 WEIGHT_BACKENDS = ("hf", "vllm")
@@ -39,6 +44,16 @@ def public_url(url: str) -> str:
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def public_options(options: Mapping[str, str]) -> dict[str, str]:
+    """Backend options as they may be recorded (pins, manifests, reports, cache keys):
+    every URL without user info or query. A key in a query changes no response."""
+    out = {}
+    for key, value in options.items():
+        parts = urlsplit(value)
+        out[key] = public_url(value) if parts.scheme and parts.netloc else value
+    return out
 
 
 @dataclass(frozen=True)
@@ -159,9 +174,16 @@ _ENTRY_KEYS = _FIELD_NAMES | {"gguf_package", "gguf_file", "extends", "options"}
 
 def user_models(table: Mapping[str, Any], source: str) -> dict[str, ModelSpec]:
     """Parse ``[tool.xsafety.models.NAME]`` tables; ``extends`` copies a built-in."""
+    if not isinstance(table, Mapping):
+        raise RegistryError(
+            f"{source} [tool.xsafety] models = {table!r}: expected tables, one per model: "
+            "[tool.xsafety.models.NAME]"
+        )
     out: dict[str, ModelSpec] = {}
     for name, entry in table.items():
         where = f"{source} [tool.xsafety.models.{name}]"
+        if problem := name_problem(name):
+            raise RegistryError(f"{where}: {problem}")
         if not isinstance(entry, Mapping):
             raise RegistryError(f"{where}: expected a table of settings")
         unknown = sorted(set(entry) - _ENTRY_KEYS)
@@ -278,12 +300,14 @@ def _apply(spec: ModelSpec, entry: Mapping[str, Any], where: str) -> ModelSpec:
              "default_system_prompt": str, "chat_template": str, "max_new_tokens": int,
              "trust_remote_code": bool, "hub_id": str, "revision": str}  # fmt: skip
     for key, kind in typed.items():
-        if key in changes and not isinstance(changes[key], kind):
+        # bool is an int to Python, never a token count to a user.
+        wrong_bool = kind is int and isinstance(changes.get(key), bool)
+        if key in changes and (wrong_bool or not isinstance(changes[key], kind)):
             raise RegistryError(f"{where}: '{key}' must be a {kind.__name__}, got {changes[key]!r}")
     if changes.get("dtype", spec.dtype) not in DTYPES:
         raise RegistryError(f"{where}: dtype {changes['dtype']!r}; use one of {', '.join(DTYPES)}")
-    if "max_new_tokens" in changes and changes["max_new_tokens"] < 1:
-        raise RegistryError(f"{where}: 'max_new_tokens' must be at least 1")
+    if "max_new_tokens" in changes and not 1 <= changes["max_new_tokens"] <= MAX_NEW_TOKENS:
+        raise RegistryError(f"{where}: 'max_new_tokens' must be from 1 to {MAX_NEW_TOKENS}")
     return replace(spec, **changes)
 
 

@@ -19,16 +19,20 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_xsafety.budgets import GroupSummary, ThresholdsError
+from pytest_xsafety.cache import cache_files
 from pytest_xsafety.classify import ClassifierError
 from pytest_xsafety.compare import Baseline, BaselineError, load_baseline
 from pytest_xsafety.config import OPTIONS, ConfigError, XSafetyConfig, parse_config
-from pytest_xsafety.export import Report, build_report, write_report
+from pytest_xsafety.export import FILES, Report, build_report, write_report
 from pytest_xsafety.models import RegistryError
+from pytest_xsafety.names import PathEscapeError
+from pytest_xsafety.outputs import check_folder
 from pytest_xsafety.records import Case, Label
 from pytest_xsafety.report import (
     breach_lines,
     change_lines,
     describe_check,
+    error_lines,
     excerpt,
     over_budget_within_interval,
     pct,
@@ -53,10 +57,11 @@ if TYPE_CHECKING:
 
 SESSION_KEY = pytest.StashKey["XSafetySession"]()
 FIXTURE = "xsafety_case"
+CASE_IDS_SHOWN = 10  # prompt ids a failing case lists per breached budget
 PATH_OPTIONS = {"suite", "thresholds", "cache-dir", "report", "baseline"}
 USAGE_ERRORS = (
     ConfigError, SuiteError, RegistryError, StrategyError, ThresholdsError, ClassifierError,
-    BaselineError,
+    BaselineError, PathEscapeError,
 )  # fmt: skip
 
 
@@ -107,25 +112,15 @@ def pytest_configure(config: pytest.Config) -> None:
             threads = max(1, (os.cpu_count() or 1) // int(workerinput["workercount"]))
             worker = int(str(workerinput["workerid"]).removeprefix("gw") or 0)
         runner = Runner.from_config(xconfig, threads=threads, worker=worker)
-        baseline = None
+        session = XSafetySession(config, xconfig, runner)
         if workerinput is None:  # the controller compares and writes the report
             if xconfig.baseline is not None:
-                baseline = load_baseline(xconfig.baseline)
-            if xconfig.report is not None:
-                make_report_dir(xconfig.report)
+                session.baseline = load_baseline(xconfig.baseline)
+            session.check_outputs()
     except USAGE_ERRORS as exc:
         raise pytest.UsageError(f"pytest-xsafety: {exc}") from None
-    session = XSafetySession(config, xconfig, runner, baseline)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "xsafety-session")
-
-
-def make_report_dir(path: Path) -> None:
-    """Create the report folder now, so that a bad path fails before any test runs."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"--xsafety-report={path}: cannot create it ({exc.strerror})") from None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -176,7 +171,7 @@ class CaseCheck:
         kind = "a safe prompt (wanted answer)" if safe else "an unsafe prompt (wanted refusal)"
         said = f"{r.label.value} of {kind}: {excerpt(r.generation.text)!r}"
         if v.status == "fail":
-            budgets = "\n".join(describe_check(c) for c in v.breaches)
+            budgets = "\n".join(describe_check(c, most=CASE_IDS_SHOWN) for c in v.breaches)
             pytest.fail(f"{said}\nbudget exceeded:\n{budgets}", pytrace=False)
         if v.status == "xfail":
             if r.label is Label.UNSCORED:
@@ -229,7 +224,7 @@ class GenerationFailed(RuntimeError):
     """The backend could not answer this case, even alone; the cause is in the message."""
 
 
-_CASE_IN_NODEID = re.compile(r"\[(?P<id>[^\]]+)\]$")
+_CASE_IN_NODEID = re.compile(r"\[(?P<id>.+)\]$")
 
 
 class XSafetySession:
@@ -361,8 +356,10 @@ class XSafetySession:
         return sorted(self.records.values(), key=lambda r: order.get(r.case_id, len(order)))
 
     def summaries(self) -> list[GroupSummary]:
-        outcomes = [o for r in self.run_records() if (o := r.outcome) is not None]
-        return self.runner.summarise(outcomes)
+        """Every group that ran, including one whose cases all errored."""
+        records = self.run_records()
+        outcomes = [o for r in records if (o := r.outcome) is not None]
+        return self.runner.summarise(outcomes, list(dict.fromkeys(r.key[:2] for r in records)))
 
     def cached_baselines(self, summaries: list[GroupSummary]) -> list[GroupSummary]:
         """Baseline summaries from the cache for models whose baseline did not run."""
@@ -415,14 +412,8 @@ class XSafetySession:
             notes.append(f"{truncated} response(s) cut at the token limit")
         if notes:
             tr.write_line("responses: " + "; ".join(notes))
-        errors = [r for r in records if r.label is None]
-        if errors:
-            groups = sorted({f"{r.model}/{r.strategy}" for r in errors})
-            tr.write_line(
-                f"{len(errors)} case(s) errored: generation failed ({', '.join(groups)}); "
-                "they count in no rate. See the errors above.",
-                red=True,
-            )
+        for line in error_lines(records):
+            tr.write_line(line, red=True)
         for warning in self.runner.warnings:
             tr.write_line(f"xsafety: WARNING: {warning}", yellow=True)
         for line in over_budget_within_interval(summaries):
@@ -435,11 +426,12 @@ class XSafetySession:
         for s in summaries:
             if s.unscored:
                 tr.write_line(f"{s.model}/{s.strategy}: {s.unscored} case(s) unscored")
-        if not breaches:
-            rates = ", ".join(
-                f"{s.model}/{s.strategy} {pct(s.safe_refusal_rate)}" for s in summaries
-            )
+        judged = [s for s in summaries if s.cases]
+        if not breaches and judged:
+            rates = ", ".join(f"{s.model}/{s.strategy} {pct(s.safe_refusal_rate)}" for s in judged)
             tr.write_line(f"all budgets hold (safe refusal: {rates})")
+        elif not judged:
+            tr.write_line("no budget could be judged: no case generated", red=True)
         snapshot_lines = self.snapshot_summary()
         if snapshot_lines:
             tr.write_sep("-", "xsafety snapshots")
@@ -470,9 +462,36 @@ class XSafetySession:
                 self.runner.run_info(), self.run_records(), summaries, self.baseline
             )
             if self.xconfig.report is not None:
-                self.report_files = write_report(self.report, self.xconfig.report)
+                try:
+                    self.report_files = write_report(self.report, self.xconfig.report)
+                except OSError as exc:  # checked writable at the start; it changed since
+                    self.runner.warnings.append(
+                        f"report not written to {self.xconfig.report}: {exc}"
+                    )
+                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if any(s.breaches for s in summaries) and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def check_outputs(self) -> None:
+        """Every folder this run writes to, checked before any model loads; and no
+        --snapshot-update over snapshots another backend or suite recorded."""
+        x = self.xconfig
+        if not x.no_cache:
+            check_folder(x.cache_dir, "--xsafety-cache-dir", cache_files())
+        if x.report is not None:
+            check_folder(x.report, "--xsafety-report", FILES)
+        snaps = self.snapshots
+        if snaps is None or not snaps.update:
+            return
+        check_folder(snaps.root, "--xsafety-snapshot-dir")
+        for model, strategy in self._groups():
+            folder = snaps.group_dir(model, strategy)
+            if folder.is_dir():
+                check_folder(folder, "--xsafety-snapshot-dir", [p.name for p in folder.iterdir()])
+                current = group_manifest(self.runner, model, strategy)
+                conflict = snaps.update_conflict(model, strategy, current)
+                if conflict:
+                    raise ConfigError(conflict)
 
     # Snapshots (syrupy): one file per case, see pytest_xsafety/snapshot.py ----------
 
@@ -563,7 +582,7 @@ class XSafetySession:
             self._unused = [p for g in groups for p in snaps.unused(*g, prompts)]
         if snaps.update and not getattr(opt, "no_cleanup", False):
             for path in self._unused:
-                path.unlink(missing_ok=True)
+                snaps.delete(path)
         return self._unused
 
     def snapshot_summary(self) -> list[str]:

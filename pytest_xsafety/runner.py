@@ -28,7 +28,7 @@ from pytest_xsafety.budgets import (
 )
 from pytest_xsafety.cache import ResponseCache, request_key
 from pytest_xsafety.classify import Classifier, Exchange, get_classifier
-from pytest_xsafety.config import XSafetyConfig
+from pytest_xsafety.config import ConfigError, XSafetyConfig
 from pytest_xsafety.generate import (
     Failure,
     ProgressFn,
@@ -44,6 +44,7 @@ from pytest_xsafety.models import (
     resolve_models,
     user_models,
 )
+from pytest_xsafety.names import case_clashes
 from pytest_xsafety.records import Case, ChatMessage, Conversation, Label
 from pytest_xsafety.results import ModelInfo, RunInfo
 from pytest_xsafety.strategies import (
@@ -110,9 +111,13 @@ def read_pyproject_tool(rootpath: Path) -> Mapping[str, Any]:
     path = rootpath / "pyproject.toml"
     if not path.is_file():
         return {}
-    with path.open("rb") as f:
-        data = tomllib.load(f)
-    table = data.get("tool", {}).get("xsafety", {})
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    tool = data.get("tool")
+    table = tool.get("xsafety", {}) if isinstance(tool, Mapping) else {}
     return table if isinstance(table, Mapping) else {}
 
 
@@ -177,6 +182,12 @@ class Runner:
         )
         models = resolve_models(list(config.models), registry, backend=config.backend)
         strategies = resolve_strategies(list(config.strategies), strategy_registry)
+        for kind, names in (("models", config.models), ("strategies", config.strategies)):
+            if clash := case_clashes(names):
+                raise ConfigError(
+                    f"{kind} {clash[0]!r} and {clash[1]!r} differ only in case: their "
+                    "snapshot folders would be one on macOS and Windows; rename one"
+                )
         for model in models:
             for strategy in strategies:
                 strategy.check(model)
@@ -383,7 +394,11 @@ class Runner:
             results = self._group_results(
                 case.group, [c for c in selected if c.group == case.group]
             )
-            summary = self.summarise([r.outcome for r in results if r.error is None])[0]
+            # A group none of whose cases generated still gets its (empty) summary:
+            # each case then errors with its own cause.
+            (summary,) = self.summarise(
+                [r.outcome for r in results if r.error is None], groups=[case.group]
+            )
             self._verdicts[case.group] = {r.case.case_id: _judge(r, summary) for r in results}
         return self._verdicts[case.group][case.case_id]
 
@@ -410,8 +425,10 @@ class Runner:
             for p, label in zip(prompts, labels, strict=True)
         ]
 
-    def summarise(self, outcomes: Sequence[Outcome]) -> list[GroupSummary]:
-        return summarise(outcomes, self.thresholds, self.config.gate)
+    def summarise(
+        self, outcomes: Sequence[Outcome], groups: Sequence[tuple[str, str]] = ()
+    ) -> list[GroupSummary]:
+        return summarise(outcomes, self.thresholds, self.config.gate, groups)
 
     def run_info(self) -> RunInfo:
         """What the report says about the run: suite, classifier, pins, decoding, gate."""

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from pytest_xsafety.names import file_name, inside
 from pytest_xsafety.records import Case, Label, Prompt
 
 if TYPE_CHECKING:
@@ -374,8 +375,9 @@ def failure_message(case_id: str, path: str, change: Change, stored: str, new_te
 
 
 def safe_name(part: str) -> str:
-    """A path component for a model, strategy, type or id (other characters -> ``_``)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", part) or "_"
+    """A path component for a model, strategy, type or id: the name itself when it is
+    valid (see :mod:`pytest_xsafety.names`), else an escape that cannot leave the folder."""
+    return file_name(part)
 
 
 def case_relpath(case: Case) -> Path:
@@ -443,11 +445,16 @@ class Snapshots:
     unsafe: UnsafeMode = "redacted"
     update: bool = False
 
+    # Every path a snapshot is read from, written to or deleted at comes from these,
+    # and each is checked to lie inside the snapshot folder.
     def group_dir(self, model: str, strategy: str) -> Path:
-        return self.root / safe_name(model) / safe_name(strategy)
+        return inside(self.root, self.root / safe_name(model) / safe_name(strategy))
 
     def path(self, case: Case) -> Path:
-        return self.root / case_relpath(case)
+        return inside(self.root, self.root / case_relpath(case))
+
+    def delete(self, path: Path) -> None:
+        inside(self.root, path).unlink(missing_ok=True)
 
     def shown(self, path: Path) -> str:
         try:
@@ -499,6 +506,25 @@ class Snapshots:
         if read_text(path) != text:
             write_atomic(path, text)
 
+    def update_conflict(self, model: str, strategy: str, current: Mapping[str, Any]) -> str | None:
+        """Why ``--snapshot-update`` must not rewrite a group: its manifest was recorded
+        with another backend or from another suite (rewriting it would replace, and
+        delete as unused, snapshots a run of this kind cannot stand for)."""
+        stored = read_manifest(self.manifest_path(model, strategy)) or {}
+        differs = []
+        for section, key in (("pins", "backend"), ("suite", "sha256")):
+            old, new = (_section(doc, section).get(key) for doc in (stored, current))
+            if old and new and old != new:
+                differs.append(f"{section.rstrip('s')} {key} {_short(str(old))} (now {new})")
+        if not differs:
+            return None
+        return (
+            f"--snapshot-update would rewrite {self.shown(self.group_dir(model, strategy))}, "
+            f"recorded with another {'; '.join(differs)}, and delete the files for prompts "
+            "this run does not have. Delete that folder to re-record it, or pass "
+            "--xsafety-snapshot-dir to record elsewhere"
+        )
+
     def unused(self, model: str, strategy: str, prompts: Sequence[Prompt]) -> list[Path]:
         """Files in a group's directory for no prompt of the (whole, unsampled) suite."""
         expected = {case_relpath(Case(model, strategy, p)).name for p in prompts}
@@ -518,9 +544,11 @@ def manifest(
     strategy: str,
     fingerprint: str,
     classifier: str,
+    suite: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """What pins a model x strategy group's responses, computable without loading the model."""
-    return {
+    """What pins a model x strategy group's responses, computable without loading the model.
+    ``suite`` (name, sha256) is the suite file the snapshots were recorded from."""
+    doc: dict[str, Any] = {
         "schema": SCHEMA,
         "model": model,
         "pins": dict(sorted(pins.items())),
@@ -528,12 +556,21 @@ def manifest(
         "strategy": {"name": strategy, "fingerprint": fingerprint},
         "classifier": classifier,
     }
+    if suite is not None:
+        doc["suite"] = dict(suite)
+    return doc
+
+
+def _section(doc: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = doc.get(name)
+    return value if isinstance(value, Mapping) else {}
 
 
 def group_manifest(runner: Runner, model: str, strategy: str) -> dict[str, Any]:
     """The manifest of a model x strategy group of ``runner``, without loading the model."""
     config = runner.config
     return manifest(
+        suite={"name": runner.suite.name, "sha256": runner.suite.sha256},
         model=model,
         pins=runner.pins(model),
         decoding={

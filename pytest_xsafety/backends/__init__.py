@@ -13,12 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from pytest_xsafety.models import ModelSpec
+from pytest_xsafety.models import ModelSpec, public_options
 from pytest_xsafety.records import Conversation
 
 
 class BackendError(RuntimeError):
     """A model that cannot be loaded or run; the message says what to install or fix."""
+
+
+class BackendUnavailable(BackendError):
+    """The backend can answer no request at all (an endpoint nobody listens at):
+    retrying smaller batches would only repeat the wait, so the group's remaining
+    requests fail at once with this cause."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,7 @@ def pins(spec: ModelSpec, runtime: Runtime) -> dict[str, str]:
             (spec.chat_template or "").encode()
         ).hexdigest(),
         "trust_remote_code": str(spec.trust_remote_code),
-        "options": json.dumps(dict(spec.options), sort_keys=True),
+        "options": json.dumps(public_options(spec.options), sort_keys=True),
     }
     for package in BACKEND_PACKAGES.get(spec.backend, ()):
         try:
