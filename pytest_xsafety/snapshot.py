@@ -512,16 +512,16 @@ class Snapshots:
         delete as unused, snapshots a run of this kind cannot stand for)."""
         stored = read_manifest(self.manifest_path(model, strategy)) or {}
         differs = []
-        for section, key in (("pins", "backend"), ("suite", "sha256")):
+        for section, key, what in (("pins", "backend", "backend"), ("suite", "sha256", "suite")):
             old, new = (_section(doc, section).get(key) for doc in (stored, current))
             if old and new and old != new:
-                differs.append(f"{section.rstrip('s')} {key} {_short(str(old))} (now {new})")
+                differs.append(f"{what} {_short(str(old))} (this run: {_short(str(new))})")
         if not differs:
             return None
         return (
             f"--snapshot-update would rewrite {self.shown(self.group_dir(model, strategy))}, "
-            f"recorded with another {'; '.join(differs)}, and delete the files for prompts "
-            "this run does not have. Delete that folder to re-record it, or pass "
+            f"recorded with another {' and '.join(differs)}, and delete the files for "
+            "prompts this run does not have. Delete that folder to re-record it, or pass "
             "--xsafety-snapshot-dir to record elsewhere"
         )
 
