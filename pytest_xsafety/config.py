@@ -52,8 +52,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "XSTest's rubric when the classifier is 'judge'; loaded on first use."),
     OptionSpec("thresholds", "PATH", "Budgets file (default: thresholds.toml in the rootdir, "
                "if present)."),
-    OptionSpec("max-new-tokens", "N", "Tokens generated per response (default: the model "
-               "entry's max_new_tokens)."),
+    OptionSpec("max-new-tokens", "N", f"Tokens generated per response, 1 to {MAX_NEW_TOKENS} "
+               "(default: the model entry's max_new_tokens)."),
     OptionSpec("batch-size", "N", "Prompts per generate() call (halved and retried on a backend "
                "error such as out of memory). Batches are planned over the "
                "whole model x strategy group, whatever is selected.", "32"),
