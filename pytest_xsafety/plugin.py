@@ -10,7 +10,6 @@ xdist; the report is built once, on the controller, from those reports.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ from pytest_xsafety.reporting.compare import load_baseline
 from pytest_xsafety.session.case import CaseCheck, GenerationFailed, case_check
 from pytest_xsafety.session.session import FIXTURE, XSafetySession
 from pytest_xsafety.session.xdist_groups import worker_settings
-from pytest_xsafety.setup.options import OPTIONS, ConfigError, parse_config
+from pytest_xsafety.setup.options import OPTIONS, parse_config
 
 __all__ = ["USAGE_ERRORS", "CaseCheck", "GenerationFailed", "XSafetySession"]
 
@@ -75,25 +74,15 @@ def pytest_configure(config: pytest.Config) -> None:
         xconfig = parse_config(values, config.rootpath)
         threads, worker = worker_settings(workerinput)
         runner = Runner.from_config(xconfig, threads=threads, worker=worker)
-        baseline = None
+        session = XSafetySession(config, xconfig, runner)
         if workerinput is None:  # the controller compares and writes the report
             if xconfig.baseline is not None:
-                baseline = load_baseline(xconfig.baseline)
-            if xconfig.report is not None:
-                make_report_dir(xconfig.report)
+                session.baseline = load_baseline(xconfig.baseline)
+            session.check_outputs()
     except USAGE_ERRORS as exc:
         raise pytest.UsageError(f"pytest-xsafety: {exc}") from None
-    session = XSafetySession(config, xconfig, runner, baseline)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "xsafety-session")
-
-
-def make_report_dir(path: Path) -> None:
-    """Create the report folder now, so that a bad path fails before any test runs."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"--xsafety-report={path}: cannot create it ({exc.strerror})") from None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

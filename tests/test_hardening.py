@@ -14,12 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_xsafety.engine.pipeline import Runner
-from pytest_xsafety.plugin import USAGE_ERRORS
-from pytest_xsafety.setup.options import parse_config
-from tests.helpers import HEADER, TINY_ROWS, write_suite
-
-FAKE_MODEL = '[tool.xsafety.models.fake]\nbackend = "fake"\noptions = { refuse = "poison" }\n'
+from tests.helpers import FAKE_MODEL, HEADER, TINY_ROWS, try_config, write_suite
 
 # Pieces that make random files likely to get past the first parse, so the fuzz
 # reaches the deeper checks too.
@@ -44,24 +39,6 @@ CSV_CELL = st.one_of(
 CSV_ROW = st.lists(CSV_CELL, min_size=0, max_size=7).map(lambda cells: ",".join(cells))
 
 
-def _try_config(root: Path) -> str:
-    """'ok' for a usable configuration, else the clean error's message."""
-    values = {
-        "model": "fake",
-        "suite": str(root / "suite.csv"),
-        "thresholds": str(root / "thresholds.toml"),
-        "cache-dir": str(root / "cache"),
-    }
-    try:
-        Runner.from_config(parse_config(values, root))
-    except USAGE_ERRORS as exc:
-        message = str(exc)
-        assert message
-        assert "Traceback" not in message
-        return message
-    return "ok"
-
-
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -77,7 +54,7 @@ def test_random_thresholds_and_suites_run_or_fail_cleanly(
     (root / "pyproject.toml").write_text(FAKE_MODEL)
     (root / "thresholds.toml").write_text(thresholds)
     (root / "suite.csv").write_text((HEADER if keep_header else "") + "\n".join(rows))
-    _try_config(root)  # any other exception fails the test with its traceback
+    try_config(root)  # any other exception fails the test with its traceback
 
 
 @settings(max_examples=60, deadline=None)
@@ -100,7 +77,7 @@ def test_a_valid_random_looking_setup_runs(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(FAKE_MODEL)
     (tmp_path / "thresholds.toml").write_text("[defaults]\nsafe_refusal_max = 0.5\n")
     write_suite(tmp_path / "suite.csv", TINY_ROWS)
-    assert _try_config(tmp_path) == "ok"
+    assert try_config(tmp_path) == "ok"
 
 
 # --- interruption -------------------------------------------------------------

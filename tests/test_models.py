@@ -49,7 +49,7 @@ def test_user_entry_from_hub_needs_revision() -> None:
     [
         ({"hub_idd": "x"}, "unknown key(s) 'hub_idd' (did you mean 'hub_id'?)"),
         ({"path": "/m", "dtype": "fp8"}, "dtype 'fp8'"),
-        ({"path": "/m", "max_new_tokens": 0}, "at least 1"),
+        ({"path": "/m", "max_new_tokens": 0}, "must be from 1 to 32768"),
         ({"path": "/m", "max_new_tokens": "lots"}, "'max_new_tokens' must be a int"),
         ({"dtype": "float32"}, "needs 'hub_id'"),
         ({"extends": "gpt5"}, "not a built-in model"),

@@ -108,7 +108,7 @@ def test_a_failing_prompt_errors_alone_and_the_run_completes(
     result.stdout.fnmatch_lines(
         [
             "*generation failed: RuntimeError: injected fault*",
-            "*1 case(s) errored: generation failed (fake/baseline)*",
+            "fake/baseline: 1 case(s) errored: RuntimeError: injected fault*",
         ]
     )
     assert result.ret == 1

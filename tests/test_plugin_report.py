@@ -172,7 +172,7 @@ def test_unsafe_responses_in_full_on_request(pytester: pytest.Pytester) -> None:
             ["--xsafety-baseline", "old.json"],
             "--xsafety-baseline old.json: not a pytest-xsafety results.json*",
         ),
-        (["--xsafety-report", "taken/out"], "--xsafety-report=taken/out: cannot create it*"),
+        (["--xsafety-report", "taken/out"], "--xsafety-report=taken/out: cannot write there*"),
     ],
 )
 def test_bad_report_paths_are_usage_errors(

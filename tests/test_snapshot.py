@@ -209,7 +209,8 @@ def test_failure_message_names_the_flip_and_shows_the_diff() -> None:
 def test_paths_are_safe_and_readable() -> None:
     assert case_relpath(Case("m", "few-shot", SAFE)) == Path("m/few-shot/homonyms-7.json")
     odd = replace(SAFE, id="a/b", type="x y")
-    assert case_relpath(Case("m", "s", odd)) == Path("m/s/x_y-a_b.json")
+    # Escaped, not replaced: "x y" and "x_y" stay two files.
+    assert case_relpath(Case("m", "s", odd)) == Path("m/s/x%20y-a%2Fb.json")
 
 
 def test_manifest_changes_name_the_pin() -> None:

@@ -5,7 +5,18 @@ from __future__ import annotations
 from typing import Literal
 
 DTYPES = ("float32", "bfloat16", "float16", "auto")
+# A ceiling on new tokens per response: beyond it a typo (an extra zero) would let a
+# run generate for hours; no chat model's context window is larger.
+MAX_NEW_TOKENS = 32_768
 BACKENDS = ("hf", "vllm", "openai", "fake")
+# What each backend imports, and the extra (pip install 'pytest-xsafety[extra]') that
+# installs it; the fake backend needs nothing.
+BACKEND_NEEDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "hf": (("torch", "transformers"), "hf"),
+    "vllm": (("vllm",), "vllm"),
+    "openai": (("openai",), "openai"),
+    "fake": ((), ""),
+}
 
 # point: the observed rate above the budget breaches it. upper: only a rate whose
 # whole Wilson 95% interval lies above the budget does (small samples get the doubt).

@@ -14,7 +14,7 @@ from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 
 from pytest_xsafety.core.records import Conversation
-from pytest_xsafety.engine.backends import Backend, Generation
+from pytest_xsafety.engine.backends import Backend, BackendUnavailable, Generation
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,10 @@ def run_batches(
     out: dict[str, Generation | Failure] = {}
     if not total:
         return out
-    model = backend()
+    try:
+        model = backend()
+    except Exception as exc:  # the model did not load: every request fails with the cause
+        return {r.key: Failure(_cause(exc)) for b in batches for r in b}
     done = tokens = 0
     start = time.perf_counter()
 
@@ -127,13 +130,15 @@ def run_batches(
                 raise RuntimeError(
                     f"backend returned {len(results)} responses for a batch of {len(batch)}"
                 )
+        except BackendUnavailable:
+            raise  # no batch size helps: the loop below fails the rest at once
         except Exception as exc:  # any backend failure: retry smaller, never drop silently
             if len(batch) > 1:
                 half = (len(batch) + 1) // 2
                 attempt(batch[:half])
                 attempt(batch[half:])
                 return
-            out[batch[0].key] = Failure(f"{type(exc).__name__}: {exc}")
+            out[batch[0].key] = Failure(_cause(exc))
             done += 1
             return
         pairs = list(zip(batch, results, strict=True))
@@ -146,6 +151,15 @@ def run_batches(
         if progress:
             progress(Progress(group, done, total, tokens, time.perf_counter() - start))
 
-    for batch in batches:
-        attempt(batch)
+    for i, batch in enumerate(batches):
+        try:
+            attempt(batch)
+        except BackendUnavailable as exc:
+            for request in (r for b in batches[i:] for r in b):
+                out.setdefault(request.key, Failure(_cause(exc)))
+            break
     return out
+
+
+def _cause(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

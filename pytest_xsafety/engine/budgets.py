@@ -98,20 +98,25 @@ def metric_for(expected: Expectation) -> Metric:
 
 
 def summarise(
-    records: Iterable[CaseRecord], thresholds: Thresholds, gate: Gate = "point"
+    records: Iterable[CaseRecord],
+    thresholds: Thresholds,
+    gate: Gate = "point",
+    groups: Iterable[tuple[str, str]] = (),
 ) -> list[GroupSummary]:
-    """Rates and budget checks per model x strategy, in first-seen order.
+    """Rates and budget checks per model x strategy: ``groups`` first (each one
+    summarised even when none of its cases generated), then the others in first-seen
+    order.
 
     Errored cases (no label) count in no rate and are left out. ``gate`` decides
     what breaches a budget: the point rate, or the whole Wilson interval
     (``upper``); see :class:`Check`.
     """
-    groups: dict[tuple[str, str], list[CaseRecord]] = {}
+    members_of: dict[tuple[str, str], list[CaseRecord]] = {g: [] for g in groups}
     for o in records:
         if o.label is not None:
-            groups.setdefault((o.model, o.strategy), []).append(o)
+            members_of.setdefault((o.model, o.strategy), []).append(o)
     out = []
-    for (model, strategy), members in groups.items():
+    for (model, strategy), members in members_of.items():
         scored = [o for o in members if o.label is not Label.UNSCORED]
         checks: list[Check] = []
         expectations: tuple[Expectation, ...] = ("safe", "unsafe")

@@ -55,6 +55,11 @@ def request_key(
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
+def cache_files() -> list[str]:
+    """The database's files in the cache folder (SQLite's WAL mode adds two)."""
+    return [FILENAME, FILENAME + "-wal", FILENAME + "-shm"]
+
+
 def pins_digest(pins: Mapping[str, str]) -> str:
     return hashlib.sha256(json.dumps(dict(pins), sort_keys=True).encode()).hexdigest()[:16]
 
@@ -75,6 +80,8 @@ class ResponseCache:
         try:
             conn = _connect(path)
         except sqlite3.DatabaseError as exc:
+            if not path.is_file():
+                raise  # not a corrupt file (a folder, no permission): nothing to move aside
             aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
             path.replace(aside)
             for suffix in ("-wal", "-shm"):

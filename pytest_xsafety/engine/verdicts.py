@@ -43,7 +43,10 @@ def judge(result: CaseResult, summary: GroupSummary | None) -> CaseVerdict:
 def judge_group(
     results: Sequence[CaseResult], thresholds: Thresholds, gate: Gate
 ) -> dict[str, CaseVerdict]:
-    """Every case's verdict by case id; the budgets are summarised once for the group."""
-    summaries = summarise([r.record() for r in results], thresholds, gate)
-    summary = summaries[0] if summaries else None  # none when every case errored
-    return {r.case.case_id: judge(r, summary) for r in results}
+    """Every case's verdict by case id; the budgets are summarised once for the group.
+    A group none of whose cases generated still gets its (empty) summary: each case
+    then errors with its own cause."""
+    groups = list(dict.fromkeys(r.case.group for r in results))
+    summaries = summarise([r.record() for r in results], thresholds, gate, groups)
+    by_group = {(s.model, s.strategy): s for s in summaries}
+    return {r.case.case_id: judge(r, by_group.get(r.case.group)) for r in results}

@@ -61,6 +61,13 @@ def load_baseline(path: Path) -> Baseline:
     except (KeyError, TypeError, ValueError) as exc:
         raise BaselineError(f"{where}: malformed case record ({exc})") from None
     suite = data.get("suite") or {}
+    if not isinstance(suite, dict):
+        raise BaselineError(f"{where}: 'suite' is {suite!r}, not an object: not a results.json")
+    texts = {"suite.sha256": suite.get("sha256"), "classifier": data.get("classifier"),
+             "created": data.get("created")}  # fmt: skip
+    for name, value in texts.items():
+        if value is not None and not isinstance(value, str):
+            raise BaselineError(f"{where}: {name!r} is {value!r}, not text: not a results.json")
     return Baseline(
         source=str(path),
         labels=labels,

@@ -17,6 +17,7 @@ from pytest_xsafety.reporting.compare import SCHEMA_VERSION, GroupChange
 from pytest_xsafety.reporting.model import Report
 from pytest_xsafety.reporting.tables import case_json, cases_frame, records_of, types_frame
 from pytest_xsafety.reporting.terminal import group_verdict, over_budget_within_interval, study_rows
+from pytest_xsafety.setup.outputs import write_together
 
 SCHEMA_FILE = Path(__file__).parents[1] / "schemas" / f"results-v{SCHEMA_VERSION}.schema.json"
 SCHEMA_ID = f"urn:pytest-xsafety:results:v{SCHEMA_VERSION}"
@@ -164,21 +165,24 @@ def results_json(report: Report) -> dict[str, Any]:
 
 
 def write_report(report: Report, directory: Path) -> list[Path]:
-    """Write every report file into ``directory`` (created); returns their paths."""
+    """Write every report file into ``directory`` (created), as one set: an
+    interruption leaves the previous run's files whole. Returns their paths."""
     import json
 
     from pytest_xsafety.reporting.markdown import summary_markdown
     from pytest_xsafety.reporting.plots import refusal_heatmap, tradeoff_plot
 
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = [directory / name for name in FILES]
-    summary, results, csv, types, heatmap, tradeoff = paths
-    summary.write_text(summary_markdown(report), encoding="utf-8")
-    document = results_json(report)
-    results.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    cases_frame(report).to_csv(csv, index=False)
-    table = types_frame(report)
-    table.to_csv(types, index=False)
-    refusal_heatmap(table, heatmap)
-    tradeoff_plot(report.summaries, tradeoff)
-    return paths
+    def write(tmp: Path) -> list[str]:
+        summary, results, csv, types, heatmap, tradeoff = (tmp / name for name in FILES)
+        summary.write_text(summary_markdown(report), encoding="utf-8")
+        document = results_json(report)
+        text = json.dumps(document, indent=2, allow_nan=False) + "\n"
+        results.write_text(text, encoding="utf-8")
+        cases_frame(report).to_csv(csv, index=False)
+        table = types_frame(report)
+        table.to_csv(types, index=False)
+        refusal_heatmap(table, heatmap)
+        tradeoff_plot(report.summaries, tradeoff)
+        return list(FILES)
+
+    return write_together(directory, write)

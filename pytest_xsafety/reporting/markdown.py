@@ -15,6 +15,7 @@ from pytest_xsafety.core.stats import wilson
 from pytest_xsafety.reporting.tables import types_frame
 from pytest_xsafety.reporting.terminal import (
     ci,
+    error_lines,
     group_limit,
     group_verdict,
     over_budget_within_interval,
@@ -79,7 +80,7 @@ def verdict_section(report: Report) -> list[str]:
     bullets = [f"- **{b}**" for b in breaches]
     bullets += [f"- {line}" for line in over_budget_within_interval(report.summaries)]
     if report.errors:
-        bullets.append(f"- {report.errors} case(s) errored (generation failed): in no rate")
+        bullets += [f"- {line}" for line in error_lines(report.records)]
     flips = report.snapshot_count("flip")
     if flips:
         bullets.append(f"- {flips} label flip(s) against the snapshots")

@@ -70,7 +70,9 @@ def build_report(
     """Summarise the records against the budgets (once) and compare with the baseline run."""
     marked = mark(records, baseline) if baseline is not None else list(records)
     changes = compare(marked, baseline) if baseline is not None else []
-    summaries = summarise(records, thresholds, info.gate)
+    # Every group that ran, including one whose cases all errored.
+    groups = list(dict.fromkeys(r.group for r in records))
+    summaries = summarise(records, thresholds, info.gate, groups)
     cached = cached_baselines(records, thresholds, info.gate)
     return Report(info, tuple(marked), tuple(summaries), baseline, tuple(changes), cached)
 

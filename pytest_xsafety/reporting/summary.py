@@ -14,6 +14,7 @@ from pytest_xsafety.reporting.model import Report
 from pytest_xsafety.reporting.terminal import (
     breach_lines,
     change_lines,
+    error_lines,
     over_budget_within_interval,
     pct,
     study_table,
@@ -89,16 +90,7 @@ def _response_notes(report: Report) -> list[Line]:
 def _problems(report: Report) -> list[Line]:
     """Errors, warnings, breaches and unscored cases; or that every budget holds."""
     out = []
-    errors = [r for r in report.records if r.label is None]
-    if errors:
-        groups = sorted({f"{r.model}/{r.strategy}" for r in errors})
-        out.append(
-            Line(
-                f"{len(errors)} case(s) errored: generation failed ({', '.join(groups)}); "
-                "they count in no rate. See the errors above.",
-                red=True,
-            )
-        )
+    out += [Line(s, red=True) for s in error_lines(report.records)]
     out += [Line(f"xsafety: WARNING: {w}", yellow=True) for w in report.info.warnings]
     out += [Line(s, yellow=True) for s in over_budget_within_interval(report.summaries)]
     breaches = breach_lines(report.summaries)
@@ -110,9 +102,10 @@ def _problems(report: Report) -> list[Line]:
         for s in report.summaries
         if s.unscored
     ]
-    if not breaches:
-        rates = ", ".join(
-            f"{s.model}/{s.strategy} {pct(s.safe_refusal_rate)}" for s in report.summaries
-        )
+    judged = [s for s in report.summaries if s.cases]
+    if not breaches and judged:
+        rates = ", ".join(f"{s.model}/{s.strategy} {pct(s.safe_refusal_rate)}" for s in judged)
         out.append(Line(f"all budgets hold (safe refusal: {rates})"))
+    elif not judged:
+        out.append(Line("no budget could be judged: no case generated", red=True))
     return out

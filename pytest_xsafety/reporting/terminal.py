@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pytest_xsafety.core.records import CaseRecord
 from pytest_xsafety.core.stats import Interval
 from pytest_xsafety.engine.budgets import Check, GroupSummary
 from pytest_xsafety.reporting.compare import GroupChange, SideChange
@@ -25,8 +26,12 @@ def ci(interval: Interval | None) -> str:
     return "n/a" if interval is None else f"[{pct(interval.low)}, {pct(interval.high)}]"
 
 
-def describe_check(check: Check) -> str:
-    """``smollm2/baseline: safe refusal 20.0% (2/10) > budget 0.0% by 20.0 points; ...``"""
+def describe_check(check: Check, most: int | None = None) -> str:
+    """``smollm2/baseline: safe refusal 20.0% (2/10) > budget 0.0% by 20.0 points; ...``
+
+    ``most`` caps the prompt ids listed: each failing case names its breach, so
+    listing every id there would make the output grow with the square of the failures.
+    """
     scope = "" if check.scope is None else f" [type {check.scope}]"
     rate = check.rate or 0.0
     limit = check.limit or 0.0
@@ -35,8 +40,15 @@ def describe_check(check: Check) -> str:
     return (
         f"{check.model}/{check.strategy}{scope}: {METRIC_NAMES[check.metric]} "
         f"{pct(rate)} ({check.hits}/{check.total}{interval}) > budget {pct(limit)} "
-        f"by {100 * (rate - limit):.1f} points; prompts: {', '.join(check.ids)}"
+        f"by {100 * (rate - limit):.1f} points; prompts: {listed(check.ids, most)}"
     )
+
+
+def listed(ids: Sequence[str], most: int | None = None) -> str:
+    """``1, 2, 3 and 7 more``: at most ``most`` ids (all when None)."""
+    if most is None or len(ids) <= most:
+        return ", ".join(ids)
+    return f"{', '.join(ids[:most])} and {len(ids) - most} more (all in the summary)"
 
 
 def over_budget_within_interval(summaries: Sequence[GroupSummary]) -> list[str]:
@@ -56,7 +68,33 @@ def over_budget_within_interval(summaries: Sequence[GroupSummary]) -> list[str]:
 
 
 def group_verdict(s: GroupSummary) -> str:
+    if not s.cases:
+        return NONE_GENERATED
     return "fail" if s.breaches else "ok" if s.has_budget else "no budget"
+
+
+NONE_GENERATED = "none generated"  # every case of the group errored: nothing to judge
+
+
+def error_lines(records: Sequence[CaseRecord]) -> list[str]:
+    """``m/s: 3 case(s) errored: <cause>`` per group with errored cases, in run order;
+    the most frequent cause is named, the others counted."""
+    causes: dict[str, dict[str, int]] = {}
+    for r in records:
+        if r.label is not None:
+            continue
+        tally = causes.setdefault(f"{r.model}/{r.strategy}", {})
+        cause = r.error or "not generated"
+        tally[cause] = tally.get(cause, 0) + 1
+    lines = []
+    for group, tally in causes.items():
+        top = max(tally, key=lambda c: tally[c])
+        others = len(tally) - 1
+        more = f" (and {others} other cause{'s' if others > 1 else ''})" if others else ""
+        lines.append(
+            f"{group}: {sum(tally.values())} case(s) errored: {top}{more}; they count in no rate"
+        )
+    return lines
 
 
 def group_limit(summary: GroupSummary, metric: str) -> str:
@@ -165,7 +203,9 @@ def summary_table(summaries: Sequence[GroupSummary]) -> list[str]:
         counts = f"{s.safe_full_refusal}/{s.safe_partial_refusal} of {s.safe}"
         safe = f"{pct(s.safe_refusal_rate)} ({counts})"
         unsafe = f"{pct(s.unsafe_compliance_rate)} ({s.unsafe_compliance} of {s.unsafe})"
-        if s.breaches:
+        if not s.cases:
+            verdict = NONE_GENERATED
+        elif s.breaches:
             verdict = f"FAIL ({len(s.breaches)} budget{'s' if len(s.breaches) > 1 else ''})"
         elif s.has_budget:
             verdict = "ok"

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from pytest_xsafety.session.session import XSafetySession
 
 
+CASE_IDS_SHOWN = 10  # prompt ids a failing case lists per breached budget
+
+
 class GenerationFailed(RuntimeError):
     """The backend could not answer this case, even alone; the cause is in the message."""
 
@@ -57,7 +60,7 @@ class CaseCheck:
         kind = "a safe prompt (wanted answer)" if safe else "an unsafe prompt (wanted refusal)"
         said = f"{r.label.value} of {kind}: {excerpt(r.generation.text)!r}"
         if v.status == "fail":
-            budgets = "\n".join(describe_check(c) for c in v.breaches)
+            budgets = "\n".join(describe_check(c, most=CASE_IDS_SHOWN) for c in v.breaches)
             pytest.fail(f"{said}\nbudget exceeded:\n{budgets}", pytrace=False)
         if v.status == "xfail":
             if r.label is Label.UNSCORED:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +19,17 @@ import pytest
 
 from pytest_xsafety.core.records import Case, CaseRecord, CaseResult
 from pytest_xsafety.engine.batching import Progress
+from pytest_xsafety.engine.cache import cache_files
 from pytest_xsafety.engine.pipeline import Runner
 from pytest_xsafety.reporting.compare import Baseline
-from pytest_xsafety.reporting.files import write_report
+from pytest_xsafety.reporting.files import FILES, write_report
 from pytest_xsafety.reporting.model import Report, build_report
 from pytest_xsafety.reporting.summary import summary_lines
 from pytest_xsafety.reporting.wire import decode
 from pytest_xsafety.session.snapshots import SnapshotRun
 from pytest_xsafety.session.xdist_groups import group_scheduler
 from pytest_xsafety.setup.options import XSafetyConfig
+from pytest_xsafety.setup.outputs import check_folder
 from pytest_xsafety.snapshots.store import SnapshotCheck, Snapshots
 
 FIXTURE = "xsafety_case"
@@ -126,9 +129,26 @@ class XSafetySession:
             self.runner.run_info(), self.run_records(), self.runner.plan.thresholds, self.baseline
         )
         if self.xconfig.report is not None:
-            self.report_files = write_report(self.report, self.xconfig.report)
+            try:
+                self.report_files = write_report(self.report, self.xconfig.report)
+            except OSError as exc:  # checked writable at the start; it changed since
+                warning = f"report not written to {self.xconfig.report}: {exc}"
+                info = replace(self.report.info, warnings=(*self.report.info.warnings, warning))
+                self.report = replace(self.report, info=info)
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.report.breaches and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def check_outputs(self) -> None:
+        """Every folder this run writes to, checked before any model loads; and no
+        --snapshot-update over snapshots another backend or suite recorded."""
+        x = self.xconfig
+        if not x.no_cache:
+            check_folder(x.cache_dir, "--xsafety-cache-dir", cache_files())
+        if x.report is not None:
+            check_folder(x.report, "--xsafety-report", FILES)
+        if self.snapshots is not None:
+            self.snapshots.check_update()
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.report is None:

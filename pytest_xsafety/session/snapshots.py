@@ -15,6 +15,8 @@ from typing import Any
 
 from pytest_xsafety.core.records import CaseRecord, CaseResult
 from pytest_xsafety.engine.pipeline import Runner
+from pytest_xsafety.setup.options import ConfigError
+from pytest_xsafety.setup.outputs import check_folder
 from pytest_xsafety.snapshots.drift import DriftSummary
 from pytest_xsafety.snapshots.manifest import manifest
 from pytest_xsafety.snapshots.store import SnapshotCheck, Snapshots
@@ -22,7 +24,9 @@ from pytest_xsafety.snapshots.store import SnapshotCheck, Snapshots
 
 def group_manifest(runner: Runner, model: str, strategy: str) -> dict[str, Any]:
     """The manifest of a model x strategy group, without loading the model."""
+    suite = runner.plan.suite
     return manifest(
+        suite={"name": suite.name, "sha256": suite.sha256},
         model=model,
         pins=runner.pins(model),
         decoding=runner.decoding(model),
@@ -57,6 +61,22 @@ class SnapshotRun:
                 changes = self.store.manifest_changes(model, strategy, current)
                 if changes:
                     self.manifest_changes[f"{model}/{strategy}"] = changes
+
+    def check_update(self) -> None:
+        """Under --snapshot-update: every folder writable, and no group recorded with
+        another backend or suite (it would be rewritten and its files deleted)."""
+        store = self.store
+        if not store.update:
+            return
+        check_folder(store.root, "--xsafety-snapshot-dir")
+        for model, strategy in self.groups:
+            folder = store.group_dir(model, strategy)
+            if folder.is_dir():
+                check_folder(folder, "--xsafety-snapshot-dir", [p.name for p in folder.iterdir()])
+                current = group_manifest(self.runner, model, strategy)
+                conflict = store.update_conflict(model, strategy, current)
+                if conflict:
+                    raise ConfigError(conflict)
 
     def header(self) -> list[str]:
         store = self.store

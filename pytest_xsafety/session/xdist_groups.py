@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-_CASE_IN_NODEID = re.compile(r"\[(?P<id>[^\]]+)\]$")
+_CASE_IN_NODEID = re.compile(r"\[(?P<id>.+)\]$")
 
 
 def worker_settings(workerinput: Mapping[str, Any] | None) -> tuple[int | None, int | None]:

@@ -8,12 +8,15 @@ through the same backend code path; nothing here imports torch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib.util
+import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pytest_xsafety.core.choices import BACKENDS, DTYPES
+from pytest_xsafety.core.choices import BACKEND_NEEDS, BACKENDS, DTYPES, MAX_NEW_TOKENS
+from pytest_xsafety.core.names import name_problem
 from pytest_xsafety.core.text import UsageError, did_you_mean
 
 # Backends that load weights themselves, and so need a pinned source.
@@ -39,6 +42,16 @@ def public_url(url: str) -> str:
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def public_options(options: Mapping[str, str]) -> dict[str, str]:
+    """Backend options as they may be recorded (pins, manifests, reports, cache keys):
+    every URL without user info or query. A key in a query changes no response."""
+    out = {}
+    for key, value in options.items():
+        parts = urlsplit(value)
+        out[key] = public_url(value) if parts.scheme and parts.netloc else value
+    return out
 
 
 @dataclass(frozen=True)
@@ -159,9 +172,16 @@ _ENTRY_KEYS = _FIELD_NAMES | {"gguf_package", "gguf_file", "extends", "options"}
 
 def user_models(table: Mapping[str, Any], source: str) -> dict[str, ModelSpec]:
     """Parse ``[tool.xsafety.models.NAME]`` tables; ``extends`` copies a built-in."""
+    if not isinstance(table, Mapping):
+        raise RegistryError(
+            f"{source} [tool.xsafety] models = {table!r}: expected tables, one per model: "
+            "[tool.xsafety.models.NAME]"
+        )
     out: dict[str, ModelSpec] = {}
     for name, entry in table.items():
         where = f"{source} [tool.xsafety.models.{name}]"
+        if problem := name_problem(name):
+            raise RegistryError(f"{where}: {problem}")
         if not isinstance(entry, Mapping):
             raise RegistryError(f"{where}: expected a table of settings")
         unknown = sorted(set(entry) - _ENTRY_KEYS)
@@ -273,12 +293,14 @@ def _apply(spec: ModelSpec, entry: Mapping[str, Any], where: str) -> ModelSpec:
              "default_system_prompt": str, "chat_template": str, "max_new_tokens": int,
              "trust_remote_code": bool, "hub_id": str, "revision": str}  # fmt: skip
     for key, kind in typed.items():
-        if key in changes and not isinstance(changes[key], kind):
+        # bool is an int to Python, never a token count to a user.
+        wrong_bool = kind is int and isinstance(changes.get(key), bool)
+        if key in changes and (wrong_bool or not isinstance(changes[key], kind)):
             raise RegistryError(f"{where}: '{key}' must be a {kind.__name__}, got {changes[key]!r}")
     if changes.get("dtype", spec.dtype) not in DTYPES:
         raise RegistryError(f"{where}: dtype {changes['dtype']!r}; use one of {', '.join(DTYPES)}")
-    if "max_new_tokens" in changes and changes["max_new_tokens"] < 1:
-        raise RegistryError(f"{where}: 'max_new_tokens' must be at least 1")
+    if "max_new_tokens" in changes and not 1 <= changes["max_new_tokens"] <= MAX_NEW_TOKENS:
+        raise RegistryError(f"{where}: 'max_new_tokens' must be from 1 to {MAX_NEW_TOKENS}")
     return replace(spec, **changes)
 
 
@@ -297,3 +319,26 @@ def resolve_models(
             )
         out.append(registry[name] if backend is None else with_backend(registry[name], backend))
     return out
+
+
+def check_installed(specs: Iterable[ModelSpec]) -> None:
+    """A model whose backend's packages are missing is a usage error before any test
+    runs, naming the extra that installs them (nothing is imported here)."""
+    for spec in specs:
+        modules, extra = BACKEND_NEEDS.get(spec.backend, ((), ""))
+        missing = [m for m in modules if not _installed(m)]
+        if missing:
+            raise RegistryError(
+                f"model {spec.name!r} uses the {spec.backend!r} backend, which needs "
+                f"{' and '.join(modules)} ({missing[0]} is missing): "
+                f"pip install 'pytest-xsafety[{extra}]'"
+            )
+
+
+def _installed(module: str) -> bool:
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False

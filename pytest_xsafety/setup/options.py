@@ -18,6 +18,7 @@ from pytest_xsafety.core.choices import (
     DRIFT_POLICIES,
     DTYPES,
     GATES,
+    MAX_NEW_TOKENS,
     UNSAFE_MODES,
     DriftPolicy,
     Gate,
@@ -60,8 +61,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "XSTest's rubric when the classifier is 'judge'; loaded on first use."),
     OptionSpec("thresholds", "PATH", "Budgets file (default: thresholds.toml in the rootdir, "
                "if present)."),
-    OptionSpec("max-new-tokens", "N", "Tokens generated per response (default: the model "
-               "entry's max_new_tokens)."),
+    OptionSpec("max-new-tokens", "N", f"Tokens generated per response, 1 to {MAX_NEW_TOKENS} "
+               "(default: the model entry's max_new_tokens)."),
     OptionSpec("batch-size", "N", "Prompts per generate() call (halved and retried on a backend "
                "error such as out of memory). Batches are planned over the "
                "whole model x strategy group, whatever is selected.", "32"),
@@ -140,7 +141,7 @@ def _names(value: str, flag: str) -> tuple[str, ...]:
     return names
 
 
-def _int(value: str | None, flag: str, minimum: int) -> int | None:
+def _int(value: str | None, flag: str, minimum: int, maximum: int | None = None) -> int | None:
     if value is None:
         return None
     try:
@@ -149,6 +150,8 @@ def _int(value: str | None, flag: str, minimum: int) -> int | None:
         raise ConfigError(f"{flag}={value!r}: not a whole number") from None
     if number < minimum:
         raise ConfigError(f"{flag}={value}: must be at least {minimum}")
+    if maximum is not None and number > maximum:
+        raise ConfigError(f"{flag}={value}: must be at most {maximum}")
     return number
 
 
@@ -179,7 +182,7 @@ def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyCon
         classifier=classifier,
         judge_model=judge_model,
         thresholds=Path(thresholds).expanduser() if thresholds else None,
-        max_new_tokens=_int(get("max-new-tokens"), "--xsafety-max-new-tokens", 1),
+        max_new_tokens=_int(get("max-new-tokens"), "--xsafety-max-new-tokens", 1, MAX_NEW_TOKENS),
         batch_size=_int(get("batch-size"), "--xsafety-batch-size", 1) or 32,
         dtype=dtype,
         device=device,

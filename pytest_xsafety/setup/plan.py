@@ -11,9 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pytest_xsafety.core.names import case_clashes
 from pytest_xsafety.core.records import Case, Conversation
-from pytest_xsafety.setup.models import ModelSpec, RegistryError, resolve_models
-from pytest_xsafety.setup.options import XSafetyConfig
+from pytest_xsafety.setup.models import (
+    ModelSpec,
+    RegistryError,
+    check_installed,
+    resolve_models,
+)
+from pytest_xsafety.setup.options import ConfigError, XSafetyConfig
 from pytest_xsafety.setup.project import model_registry, read_pyproject_tool, strategy_registry
 from pytest_xsafety.setup.strategies import Strategy, resolve_strategies
 from pytest_xsafety.setup.suites import Suite, load_suite, types_of
@@ -39,6 +45,12 @@ class RunPlan:
         strategy_names = strategy_registry(config.rootpath, tool)
         models = resolve_models(list(config.models), registry, backend=config.backend)
         strategies = resolve_strategies(list(config.strategies), strategy_names)
+        for kind, names in (("models", config.models), ("strategies", config.strategies)):
+            if clash := case_clashes(names):
+                raise ConfigError(
+                    f"{kind} {clash[0]!r} and {clash[1]!r} differ only in case: their "
+                    "snapshot folders would be one on macOS and Windows; rename one"
+                )
         for model in models:
             for strategy in strategies:
                 strategy.check(model)
@@ -52,6 +64,7 @@ class RunPlan:
         judge = None
         if config.classifier == "judge" and config.judge_model is not None:
             judge = resolve_judge(config.judge_model, registry)
+        check_installed([*models, *([judge] if judge else [])])
         return cls(
             config=config,
             suite=suite,

@@ -6,12 +6,14 @@ needs the pipeline to find out which models exist.
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pytest_xsafety.core.text import read_toml
 from pytest_xsafety.setup.models import BUILTIN_MODELS, ModelSpec, user_models
+from pytest_xsafety.setup.options import ConfigError
 from pytest_xsafety.setup.strategies import BUILTIN_STRATEGIES, Strategy, user_strategies
 
 
@@ -20,7 +22,12 @@ def read_pyproject_tool(rootpath: Path) -> Mapping[str, Any]:
     path = rootpath / "pyproject.toml"
     if not path.is_file():
         return {}
-    table = read_toml(path).get("tool", {}).get("xsafety", {})
+    try:
+        data = read_toml(path)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    tool = data.get("tool")
+    table = tool.get("xsafety", {}) if isinstance(tool, Mapping) else {}
     return table if isinstance(table, Mapping) else {}
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_xsafety.core.names import name_problem
 from pytest_xsafety.core.records import ChatMessage, Conversation
 from pytest_xsafety.core.text import UsageError, did_you_mean
 from pytest_xsafety.setup.models import ModelSpec
@@ -220,10 +221,17 @@ def user_strategies(
     turn after a refusal, making the strategy interactive) and ``extends`` (a
     built-in strategy to start from).
     """
+    if not isinstance(table, Mapping):
+        raise StrategyError(
+            f"{source} [tool.xsafety] strategies = {table!r}: expected tables, one per "
+            "strategy: [tool.xsafety.strategies.NAME]"
+        )
     out: dict[str, Strategy] = {}
     root = Path(source).parent
     for name, entry in table.items():
         where = f"{source}: [tool.xsafety.strategies.{name}]"
+        if problem := name_problem(name):
+            raise StrategyError(f"{where}: {problem}")
         if not isinstance(entry, Mapping):
             raise StrategyError(f"{where} must be a table")
         for key in entry:
@@ -266,6 +274,12 @@ def _load_exemplars(path: Path, where: str) -> tuple[tuple[str, str], ...]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise StrategyError(f"{where}: exemplars file {path} not found") from None
+    except IsADirectoryError:
+        raise StrategyError(f"{where}: exemplars {path} is a folder; name a JSON file") from None
+    except UnicodeDecodeError as exc:
+        raise StrategyError(f"{where}: exemplars file {path} is not UTF-8 ({exc})") from None
+    except OSError as exc:
+        raise StrategyError(f"{where}: exemplars file {path}: {exc.strerror}") from None
     except json.JSONDecodeError as exc:
         raise StrategyError(f"{where}: exemplars file {path} is not JSON: {exc}") from None
     shape = 'a JSON list of {"user": "...", "assistant": "..."} objects'

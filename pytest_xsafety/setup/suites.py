@@ -9,6 +9,7 @@ suite records the sha256 of its file so a changed upstream file is visible.
 from __future__ import annotations
 
 import csv
+import io
 import re
 import shutil
 from collections.abc import Callable, Sequence
@@ -86,10 +87,19 @@ def parse_suite(path: Path, name: str | None = None) -> Suite:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise SuiteError(f"{path}: not UTF-8 text ({exc}); save the suite as UTF-8 CSV") from exc
-    rows = list(csv.DictReader(text.splitlines(keepends=True)))
     if not text.strip():
         raise SuiteError(f"{path}: the file is empty; a suite needs a header and rows")
-    header = next(csv.reader(text.splitlines()[:1]), [])
+    # newline="": a line break inside a quoted prompt (U+2028, a form feed, \n) is
+    # part of the prompt; str.splitlines() would cut the row there.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = list(reader.fieldnames or [])
+    twice = sorted({c for c in header if header.count(c) > 1 and c in REQUIRED_COLUMNS})
+    if twice:
+        raise SuiteError(
+            f"{path}: column(s) {', '.join(twice)} appear more than once in the header; "
+            "keep one of each"
+        )
+    rows = [(reader.line_num, row) for row in reader]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise SuiteError(
@@ -100,7 +110,7 @@ def parse_suite(path: Path, name: str | None = None) -> Suite:
         raise SuiteError(f"{path}: the file has a header but no prompts")
     prompts: list[Prompt] = []
     seen: dict[str, int] = {}
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
         prompts.append(_prompt(row, f"{path}:{line}", seen, line))
     return Suite(
         name=name or path.stem, source=str(path), sha256=sha256_file(path), prompts=tuple(prompts)

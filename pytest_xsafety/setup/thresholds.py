@@ -156,7 +156,13 @@ def load_thresholds(path: Path) -> Thresholds:
         raise ThresholdsError(
             f"thresholds file {path} does not exist; create it or point --xsafety-thresholds at one"
         )
-    return parse_thresholds(path.read_text(encoding="utf-8"), str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ThresholdsError(f"{path}: not UTF-8 text ({exc}); save it as UTF-8") from None
+    except OSError as exc:
+        raise ThresholdsError(f"{path}: cannot be read ({exc.strerror})") from None
+    return parse_thresholds(text, str(path))
 
 
 def validate_names(

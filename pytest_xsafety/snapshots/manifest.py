@@ -25,9 +25,11 @@ def manifest(
     strategy: str,
     fingerprint: str,
     classifier: str,
+    suite: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """What pins a model x strategy group's responses, computable without loading the model."""
-    return {
+    """What pins a model x strategy group's responses, computable without loading the model.
+    ``suite`` (name, sha256) is the suite file the snapshots were recorded from."""
+    doc: dict[str, Any] = {
         "schema": SCHEMA,
         "model": model,
         "pins": dict(sorted(pins.items())),
@@ -35,6 +37,24 @@ def manifest(
         "strategy": {"name": strategy, "fingerprint": fingerprint},
         "classifier": classifier,
     }
+    if suite is not None:
+        doc["suite"] = dict(suite)
+    return doc
+
+
+def _section(doc: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = doc.get(name)
+    return value if isinstance(value, Mapping) else {}
+
+
+def update_differences(stored: Mapping[str, Any] | None, current: Mapping[str, Any]) -> list[str]:
+    """``backend fake (this run: hf)``: what makes a recorded group another run's."""
+    differs = []
+    for section, key, what in (("pins", "backend", "backend"), ("suite", "sha256", "suite")):
+        old, new = (_section(doc, section).get(key) for doc in (stored or {}, current))
+        if old and new and old != new:
+            differs.append(f"{what} {_short(str(old))} (this run: {_short(str(new))})")
+    return differs
 
 
 def with_backend(

@@ -8,7 +8,6 @@ cannot be read is moved aside and rebuilt, never used as if valid.
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_xsafety.core.choices import DriftPolicy, UnsafeMode
+from pytest_xsafety.core.names import file_name, inside
 from pytest_xsafety.core.records import Case, CaseResult, Prompt
 from pytest_xsafety.snapshots.document import (
     Change,
@@ -29,6 +29,7 @@ from pytest_xsafety.snapshots.manifest import (
     manifest_changes,
     read_manifest,
     render_manifest,
+    update_differences,
     with_backend,
 )
 
@@ -36,8 +37,10 @@ SUFFIX = ".json"
 
 
 def safe_name(part: str) -> str:
-    """A path component for a model, strategy, type or id (other characters -> ``_``)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", part) or "_"
+    """A path component for a model, strategy, type or id: the name itself when it is
+    valid (see :mod:`pytest_xsafety.core.names`), else an escape that cannot leave the
+    folder."""
+    return file_name(part)
 
 
 def case_relpath(case: Case) -> Path:
@@ -105,11 +108,16 @@ class Snapshots:
     unsafe: UnsafeMode = "redacted"
     update: bool = False
 
+    # Every path a snapshot is read from, written to or deleted at comes from these,
+    # and each is checked to lie inside the snapshot folder.
     def group_dir(self, model: str, strategy: str) -> Path:
-        return self.root / safe_name(model) / safe_name(strategy)
+        return inside(self.root, self.root / safe_name(model) / safe_name(strategy))
 
     def path(self, case: Case) -> Path:
-        return self.root / case_relpath(case)
+        return inside(self.root, self.root / case_relpath(case))
+
+    def delete(self, path: Path) -> None:
+        inside(self.root, path).unlink(missing_ok=True)
 
     def shown(self, path: Path) -> str:
         try:
@@ -161,6 +169,20 @@ class Snapshots:
         if read_text(path) != text:
             write_atomic(path, text)
 
+    def update_conflict(self, model: str, strategy: str, current: Mapping[str, Any]) -> str | None:
+        """Why ``--snapshot-update`` must not rewrite a group: its manifest was recorded
+        with another backend or from another suite (rewriting it would replace, and
+        delete as unused, snapshots a run of this kind cannot stand for)."""
+        differs = update_differences(read_manifest(self.manifest_path(model, strategy)), current)
+        if not differs:
+            return None
+        return (
+            f"--snapshot-update would rewrite {self.shown(self.group_dir(model, strategy))}, "
+            f"recorded with another {' and '.join(differs)}, and delete the files for "
+            "prompts this run does not have. Delete that folder to re-record it, or pass "
+            "--xsafety-snapshot-dir to record elsewhere"
+        )
+
     def unused(self, model: str, strategy: str, prompts: Sequence[Prompt]) -> list[Path]:
         """Files in a group's directory for no prompt of the (whole, unsampled) suite."""
         expected = {case_relpath(Case(model, strategy, p)).name for p in prompts}
@@ -174,7 +196,7 @@ class Snapshots:
         found = [p for g in groups if self.group_dir(*g).is_dir() for p in self.unused(*g, prompts)]
         if delete:
             for path in found:
-                path.unlink(missing_ok=True)
+                self.delete(path)
         return found
 
 

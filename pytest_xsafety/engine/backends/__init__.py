@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pytest_xsafety.core.records import Conversation, Generation
-from pytest_xsafety.engine.backends.base import Backend, BackendError, Runtime
+from pytest_xsafety.engine.backends.base import Backend, BackendError, BackendUnavailable, Runtime
 from pytest_xsafety.engine.backends.weights import pins, resolve_device, weights_fingerprint
 from pytest_xsafety.setup.models import ModelSpec
 
 __all__ = [
-    "Backend", "BackendError", "Generation", "LazyChat", "Runtime", "load_backend", "pins",
-    "resolve_device", "weights_fingerprint",
+    "Backend", "BackendError", "BackendUnavailable", "Generation", "LazyChat", "Runtime",
+    "load_backend", "pins", "resolve_device", "weights_fingerprint",
 ]  # fmt: skip
 
 

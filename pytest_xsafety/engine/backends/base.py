@@ -15,6 +15,12 @@ class BackendError(RuntimeError):
     """A model that cannot be loaded or run; the message says what to install or fix."""
 
 
+class BackendUnavailable(BackendError):
+    """The backend can answer no request at all (an endpoint nobody listens at):
+    retrying smaller batches would only repeat the wait, so the group's remaining
+    requests fail at once with this cause."""
+
+
 @dataclass(frozen=True)
 class Runtime:
     """Process-level settings that are not part of a model entry."""

@@ -153,6 +153,19 @@ class HFBackend:
         )
         return str(text)
 
+    def room(self, input_tokens: int, max_new_tokens: int) -> int:
+        """New tokens that fit: never past the model's context window, however large
+        ``max_new_tokens`` is (a response stopped there counts as truncated)."""
+        context = getattr(self.model.config, "max_position_embeddings", None)
+        if not isinstance(context, int) or context <= 0:
+            return max_new_tokens
+        if input_tokens >= context:
+            raise BackendError(
+                f"model {self.spec.name!r}: the conversation ({input_tokens} tokens) fills "
+                f"the model's context window ({context} tokens)"
+            )
+        return min(max_new_tokens, context - input_tokens)
+
     def generate(
         self, conversations: Sequence[Conversation], max_new_tokens: int
     ) -> list[Generation]:
@@ -162,6 +175,7 @@ class HFBackend:
         enc = self.tokenizer(texts, padding=True, return_tensors="pt", add_special_tokens=False).to(
             self.device
         )
+        max_new_tokens = self.room(enc["input_ids"].shape[1], max_new_tokens)
         torch.manual_seed(self.seed)
         try:
             with torch.inference_mode():

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pytest_xsafety.core.records import Conversation, Generation
-from pytest_xsafety.engine.backends.base import BackendError, require
+from pytest_xsafety.engine.backends.base import BackendError, BackendUnavailable, require
 from pytest_xsafety.setup.models import ModelSpec, public_url
 
 DEFAULTS = {"api_key_env": "OPENAI_API_KEY", "concurrency": "8", "timeout": "60",
@@ -39,10 +39,11 @@ def _require() -> Any:
 class _Retry(Exception):
     """A failure worth another attempt; ``delay`` is the server's Retry-After, if any."""
 
-    def __init__(self, what: str, delay: float = 0.0) -> None:
+    def __init__(self, what: str, delay: float = 0.0, unreachable: bool = False) -> None:
         super().__init__(what)
         self.what = what
         self.delay = delay
+        self.unreachable = unreachable  # no connection at all, not a slow or busy server
 
 
 class OpenAIBackend:
@@ -115,8 +116,9 @@ class OpenAIBackend:
             ) from None
         except openai.APITimeoutError:
             raise _Retry(f"no response within {self.timeout:g} s") from None
-        except openai.APIConnectionError:
-            raise _Retry("connection failed") from None
+        except openai.APIConnectionError as exc:
+            reason = self._redact(str(exc.__cause__ or exc))[:200]
+            raise _Retry(f"connection failed ({reason})", unreachable=True) from None
         if not response.choices:
             raise BackendError(f"model {self.spec.name!r}: {self.endpoint} returned no choices")
         if response.system_fingerprint:
@@ -142,6 +144,11 @@ class OpenAIBackend:
             delay = min(max(self.backoff * 2**attempt, last.delay), MAX_DELAY)
             if attempt == self.max_retries or stop.wait(delay):
                 break
+        if last.unreachable:
+            raise BackendUnavailable(
+                f"model {self.spec.name!r}: {self.endpoint} failed {attempt + 1} time(s); "
+                f"last: {last.what}. Is the server running at that address?"
+            )
         raise BackendError(
             f"model {self.spec.name!r}: {self.endpoint} failed {attempt + 1} time(s); last: "
             f"{last.what}. Raise options.max_retries or options.timeout if the server is "

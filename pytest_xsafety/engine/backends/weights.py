@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pytest_xsafety.core.text import sha256_file
 from pytest_xsafety.engine.backends.base import BackendError, Runtime
-from pytest_xsafety.setup.models import GGUFSource, ModelSpec
+from pytest_xsafety.setup.models import GGUFSource, ModelSpec, public_options
 
 
 def find_gguf(source: GGUFSource) -> Path:
@@ -74,7 +74,7 @@ def pins(spec: ModelSpec, runtime: Runtime) -> dict[str, str]:
             (spec.chat_template or "").encode()
         ).hexdigest(),
         "trust_remote_code": str(spec.trust_remote_code),
-        "options": json.dumps(dict(spec.options), sort_keys=True),
+        "options": json.dumps(public_options(spec.options), sort_keys=True),
     }
     for package in BACKEND_PACKAGES.get(spec.backend, ()):
         try:
