@@ -125,11 +125,7 @@ def run_batches(
     def attempt(batch: Sequence[Request]) -> None:
         nonlocal done, tokens
         try:
-            results = model.generate([r.conversation for r in batch], max_new_tokens)
-            if len(results) != len(batch):
-                raise RuntimeError(
-                    f"backend returned {len(results)} responses for a batch of {len(batch)}"
-                )
+            results = _generate(model, batch, max_new_tokens)
         except BackendUnavailable:
             raise  # no batch size helps: the loop below fails the rest at once
         except Exception as exc:  # any backend failure: retry smaller, never drop silently
@@ -159,6 +155,13 @@ def run_batches(
                 out.setdefault(request.key, Failure(_cause(exc)))
             break
     return out
+
+
+def _generate(model: Backend, batch: Sequence[Request], max_new_tokens: int) -> list[Generation]:
+    results = model.generate([r.conversation for r in batch], max_new_tokens)
+    if len(results) != len(batch):
+        raise RuntimeError(f"backend returned {len(results)} responses for a batch of {len(batch)}")
+    return results
 
 
 def _cause(exc: BaseException) -> str:
