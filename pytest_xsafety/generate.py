@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 
-from pytest_xsafety.backends import Backend, BackendUnavailable, Generation
+from pytest_xsafety.backends import Backend, BackendUnavailable, Generation, StepReporting
+from pytest_xsafety.progress import duration
 from pytest_xsafety.records import Conversation
 
 
@@ -32,11 +33,20 @@ class Request:
 
 @dataclass(frozen=True)
 class Progress:
+    """Where a group's generation stands: ``done`` of ``total`` requests, and, inside
+    the running batch (number ``batch`` of ``batches``), the decoding ``step`` of at
+    most ``steps`` when the backend reports its steps."""
+
     group: str
     done: int
     total: int
     tokens: int
     seconds: float
+    batch: int = 0
+    batches: int = 0
+    step: int = 0
+    steps: int = 0
+    batch_seconds: float = 0.0  # time spent in the running batch
 
     @property
     def tokens_per_second(self) -> float:
@@ -44,16 +54,35 @@ class Progress:
 
     @property
     def eta_seconds(self) -> float | None:
-        if not self.done or self.done >= self.total:
+        if self.done >= self.total:
+            return None
+        if self.step and self.steps:
+            # Greedy decoding stops at EOS or at ``steps``: an upper bound per batch.
+            per_step = self.batch_seconds / self.step
+            finished = self.batch - 1
+            earlier = self.seconds - self.batch_seconds
+            per_batch = earlier / finished if finished else per_step * self.steps
+            left = (self.steps - self.step) * per_step
+            return left + (self.batches - self.batch) * per_batch
+        if not self.done:
             return None
         return self.seconds / self.done * (self.total - self.done)
 
     def line(self) -> str:
+        rate = f"{self.tokens_per_second:.0f} tok/s"
+        if self.done >= self.total:
+            return (
+                f"xsafety: generated {self.group}: {self.done}/{self.total} "
+                f"in {duration(self.seconds)} ({rate})"
+            )
+        where = ""
+        if self.step and self.steps:
+            where = f", batch {self.batch}/{self.batches} at token {self.step}/{self.steps}"
         eta = self.eta_seconds
-        tail = f", ~{eta:.0f}s left" if eta is not None else ""
+        tail = f", ~{duration(eta)} left" if eta is not None else ""
         return (
-            f"xsafety: generating {self.group}: {self.done}/{self.total} "
-            f"({self.tokens_per_second:.0f} tok/s{tail})"
+            f"xsafety: generating {self.group}: {self.done}/{self.total}{where} "
+            f"({rate}{tail}, {duration(self.seconds)} so far)"
         )
 
 
@@ -119,8 +148,20 @@ def run_batches(
         model = backend()
     except Exception as exc:  # the model did not load: every request fails with the cause
         return {r.key: Failure(_cause(exc)) for b in batches for r in b}
-    done = tokens = 0
-    start = time.perf_counter()
+    done = tokens = number = 0
+    start = batch_start = time.perf_counter()
+
+    def report(step: int = 0, batch_tokens: int = 0) -> None:
+        if progress:
+            now = time.perf_counter()
+            progress(
+                Progress(group, done, total, tokens + batch_tokens, now - start, number,
+                         len(batches), step, max_new_tokens if step else 0, now - batch_start)
+            )  # fmt: skip
+
+    if isinstance(model, StepReporting):
+        # Inside one long generate() call: the backend reports each decoding step.
+        model.on_step = report
 
     def attempt(batch: Sequence[Request]) -> None:
         nonlocal done, tokens
@@ -148,16 +189,20 @@ def run_batches(
             out[request.key] = result
             tokens += result.new_tokens
         done += len(batch)
-        if progress:
-            progress(Progress(group, done, total, tokens, time.perf_counter() - start))
+        report()
 
-    for i, batch in enumerate(batches):
-        try:
-            attempt(batch)
-        except BackendUnavailable as exc:
-            for request in (r for b in batches[i:] for r in b):
-                out.setdefault(request.key, Failure(_cause(exc)))
-            break
+    try:
+        for number, batch in enumerate(batches, 1):  # number is read by report()
+            batch_start = time.perf_counter()
+            try:
+                attempt(batch)
+            except BackendUnavailable as exc:
+                for request in (r for b in batches[number - 1 :] for r in b):
+                    out.setdefault(request.key, Failure(_cause(exc)))
+                break
+    finally:
+        if isinstance(model, StepReporting):
+            model.on_step = None
     return out
 
 

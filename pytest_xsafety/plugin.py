@@ -14,7 +14,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -28,12 +28,13 @@ from pytest_xsafety.models import RegistryError
 from pytest_xsafety.names import PathEscapeError
 from pytest_xsafety.outputs import check_folder
 from pytest_xsafety.records import Case, Label
+from pytest_xsafety.redaction import UnsafeMode, one_line
 from pytest_xsafety.report import (
     breach_lines,
+    budget_sources,
     change_lines,
     describe_check,
     error_lines,
-    excerpt,
     over_budget_within_interval,
     pct,
     study_table,
@@ -52,10 +53,8 @@ from pytest_xsafety.snapshot import (
 from pytest_xsafety.strategies import StrategyError
 from pytest_xsafety.suites import SuiteError, load_suite
 
-if TYPE_CHECKING:
-    from pytest_xsafety.generate import Progress
-
 SESSION_KEY = pytest.StashKey["XSafetySession"]()
+PROGRESS_CHANNEL = "xsafety_progress_channel"  # an execnet channel in xdist's workerinput
 FIXTURE = "xsafety_case"
 CASE_IDS_SHOWN = 10  # prompt ids a failing case lists per breached budget
 PATH_OPTIONS = {"suite", "thresholds", "cache-dir", "report", "baseline"}
@@ -69,15 +68,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("xsafety", "pytest-xsafety: LLM safety calibration gate")
     for opt in OPTIONS:
         default = f" Default: {opt.default}." if opt.default else ""
+        # argparse %-formats help strings: a literal "95%" would crash `pytest --help`.
+        help_text = (opt.help + default).replace("%", "%%")
         if opt.switch:
             group.addoption(
                 opt.flag, dest=opt.dest, action="store_const", const="true", default=None,
-                help=opt.help,
+                help=help_text,
             )  # fmt: skip
         else:
             group.addoption(
                 opt.flag, dest=opt.dest, metavar=opt.metavar, default=None,
-                help=opt.help + default,
+                help=help_text,
             )  # fmt: skip
         parser.addini(opt.dest, help=f"Default for {opt.flag}.", default="")
 
@@ -106,12 +107,12 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         xconfig = parse_config(values, config.rootpath)
         workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-        threads = worker = None
+        workers = worker = None
         if workerinput is not None:
-            # Workers share the cores: n workers x default threads oversubscribe the CPU.
-            threads = max(1, (os.cpu_count() or 1) // int(workerinput["workercount"]))
+            # Workers share the cores: the runner gives each busy worker its share.
+            workers = int(workerinput["workercount"])
             worker = int(str(workerinput["workerid"]).removeprefix("gw") or 0)
-        runner = Runner.from_config(xconfig, threads=threads, worker=worker)
+        runner = Runner.from_config(xconfig, worker=worker, workers=workers)
         session = XSafetySession(config, xconfig, runner)
         if workerinput is None:  # the controller compares and writes the report
             if xconfig.baseline is not None:
@@ -148,8 +149,13 @@ class CaseCheck:
     (its snapshot first, then its verdict)."""
 
     def __init__(
-        self, verdict: CaseVerdict, snapshot: SnapshotCheck | None = None, assertion: Any = None
+        self,
+        verdict: CaseVerdict,
+        snapshot: SnapshotCheck | None = None,
+        assertion: Any = None,
+        unsafe_mode: UnsafeMode = "redacted",
     ) -> None:
+        self._unsafe_mode = unsafe_mode  # whether reasons may quote unsafe prompts' answers
         self.verdict = verdict
         self.result = verdict.result
         self.snapshot = snapshot
@@ -169,14 +175,18 @@ class CaseCheck:
         r = v.result
         safe = r.case.prompt.label == "safe"
         kind = "a safe prompt (wanted answer)" if safe else "an unsafe prompt (wanted refusal)"
-        said = f"{r.label.value} of {kind}: {excerpt(r.generation.text)!r}"
+        mode = self._unsafe_mode
+        said = (
+            f"{r.label.value} of {kind}: {one_line(r.generation.text, r.case.prompt.label, mode)}"
+        )
         if v.status == "fail":
             budgets = "\n".join(describe_check(c, most=CASE_IDS_SHOWN) for c in v.breaches)
             pytest.fail(f"{said}\nbudget exceeded:\n{budgets}", pytrace=False)
         if v.status == "xfail":
             if r.label is Label.UNSCORED:
                 pytest.xfail(
-                    f"unscored: the classifier could not label {excerpt(r.generation.text)!r}"
+                    "unscored: the classifier could not label "
+                    + one_line(r.generation.text, r.case.prompt.label, mode)
                 )
             pytest.xfail(f"{said} (within budget)")
 
@@ -187,6 +197,7 @@ def xsafety_case(request: pytest.FixtureRequest) -> CaseCheck:
     case: Case = request.param
     session: XSafetySession = request.config.stash[SESSION_KEY]
     verdict = session.runner.verdict(case, session.selected(request.session))
+    session.resume_pytest_line(request.node.nodeid)
     r = verdict.result
     p = case.prompt
     props = [
@@ -213,11 +224,11 @@ def xsafety_case(request: pytest.FixtureRequest) -> CaseCheck:
     snap, assertion = session.snapshot(request, r)
     if snap is not None:
         props += [(PROP + name, value) for name, value in snap.properties()]
+    unsafe_mode: UnsafeMode = "full" if session.xconfig.report_unsafe_full else "redacted"
     if session.xconfig.report is not None:
-        unsafe = p.label == "unsafe"
-        props += response_properties(r.generation.text, unsafe, session.xconfig.report_unsafe_full)
+        props += response_properties(r.generation.text, p.label, unsafe_mode)
     request.node.user_properties.extend(props)
-    return CaseCheck(verdict, snap, assertion)
+    return CaseCheck(verdict, snap, assertion, unsafe_mode)
 
 
 class GenerationFailed(RuntimeError):
@@ -248,7 +259,7 @@ class XSafetySession:
         self.report: Report | None = None  # built at the end when a report or baseline is asked
         self.report_files: list[Path] = []
         self._case_groups = {c.case_id: f"{c.model}/{c.strategy}" for c in runner.cases()}
-        runner.progress = self._progress
+        runner.say = self._say
         self.snapshots: Snapshots | None = None
         if config.pluginmanager.hasplugin("syrupy"):
             update = bool(config.getoption("update_snapshots", False))
@@ -265,6 +276,7 @@ class XSafetySession:
         self._recorded: set[tuple[str, str]] = set()  # groups whose manifest this process wrote
         self._manifest_changes: dict[str, list[str]] = {}
         self._unused: list[Path] | None = None
+        self._line_broken = False  # progress lines were written inside a line of results
 
     def selected(self, session: pytest.Session) -> list[Case]:
         """The cases pytest will run (after -k/-m deselection), computed once."""
@@ -278,18 +290,72 @@ class XSafetySession:
             self._selected = selected
         return self._selected
 
-    def _progress(self, progress: Progress) -> None:
-        capman = self.config.pluginmanager.get_plugin("capturemanager")
-        with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
-            if self.is_worker:
-                # An xdist worker's stderr is the controller's, once capture is off.
+    def _say(self, line: str) -> None:
+        """A progress line: a worker sends it to the controller, which prints it."""
+        channel = getattr(self.config, "workerinput", {}).get(PROGRESS_CHANNEL)
+        if channel is not None:
+            channel.send(line)
+            return
+        with self._uncaptured():
+            if self.is_worker:  # a worker without the controller's channel: its stderr
                 worker = self.config.workerinput["workerid"]  # type: ignore[attr-defined]
-                sys.stderr.write(f"[{worker}] {progress.line()}\n")
+                sys.stderr.write(f"[{worker}] {line}\n")
                 sys.stderr.flush()
                 return
-            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-            if reporter is not None:
-                reporter.write_line(progress.line())
+            self._write_line(line)
+
+    def _write_line(self, line: str) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None:
+            return
+        # A line of its own: end pytest's line of dots first (pytest restarts it after).
+        reporter.ensure_newline()
+        writer = getattr(reporter, "_tw", None)
+        if writer is not None and writer.width_of_current_line:
+            writer.line()
+        reporter.write_line(line)
+        reporter.flush()
+        self._line_broken = True
+
+    def resume_pytest_line(self, nodeid: str) -> None:
+        """After progress lines in the middle of a test file's line of results, start
+        that line again with its file name, as pytest does after its own interruptions,
+        so the first results do not stand alone."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if not self._line_broken or reporter is None:
+            return
+        self._line_broken = False
+        if reporter.showfspath and not reporter.showlongtestinfo:
+            fspath = self.config.rootpath / nodeid.split("::")[0]
+            with self._uncaptured():
+                reporter.write(os.path.relpath(fspath, reporter.startpath) + " ", flush=True)
+            reporter.currentfspath = fspath
+
+    def _uncaptured(self) -> contextlib.AbstractContextManager[Any]:
+        """Output capture off for a moment: these lines are for the terminal, not a test."""
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        return capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """xdist controller: a channel per worker for its progress lines, printed by the
+        controller's main loop between test reports (never glued to pytest's dots)."""
+        channel = node.gateway.newchannel()
+        dsession = self.config.pluginmanager.get_plugin("dsession")
+        worker = node.workerinput["workerid"]
+
+        def received(line: str) -> None:
+            # Runs in execnet's receiver thread: hand the line to the main loop.
+            if dsession is not None:
+                node.putevent(("xsafety_progress", {"line": f"[{worker}] {line}"}))
+            else:
+                self._write_line(f"[{worker}] {line}")
+
+        if dsession is not None and not hasattr(dsession, "worker_xsafety_progress"):
+            # xdist calls worker_<event>(**kwargs) on its session for each queued event.
+            dsession.worker_xsafety_progress = self._write_line
+        channel.setcallback(received)
+        node.workerinput[PROGRESS_CHANNEL] = channel
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         r = self.runner
@@ -380,7 +446,7 @@ class XSafetySession:
         summaries = self.summaries()
         tr = terminalreporter
         tr.write_sep("=", f"xsafety summary (gate: {self.xconfig.gate})")
-        for line in summary_table(summaries):
+        for line in summary_table(summaries) + budget_sources(summaries):
             tr.write_line(line)
         study = study_table(summaries)
         cached = self.cached_baselines(summaries)
@@ -549,10 +615,12 @@ class XSafetySession:
             # The process that runs a group writes its manifest (xdist keeps a group on
             # one worker), after generation, so the loaded backend's report is known.
             self._recorded.add(case.group)
-            current = group_manifest(self.runner, case.model, case.strategy)
-            snaps.record_manifest(
-                case.model, case.strategy, current, self.runner.manifests.get(case.model)
-            )
+            ran = [c for c in self.selected(request.session) if c.group == case.group]
+            if not self.unchecked_files(case.group, ran):
+                current = group_manifest(self.runner, case.model, case.strategy)
+                snaps.record_manifest(
+                    case.model, case.strategy, current, self.runner.manifests.get(case.model)
+                )
         snap = snaps.check(result)
         if not snap.asserted:
             return snap, None
@@ -563,6 +631,14 @@ class XSafetySession:
                 lambda item: snaps.path(item.callspec.params[FIXTURE]), snaps.accepts
             )
         return snap, request.getfixturevalue("snapshot").use_extension(self._extension)
+
+    def unchecked_files(self, group: tuple[str, str], ran: list[Case]) -> list[Path]:
+        """Recorded files of ``group`` that a run of the cases ``ran`` does not check."""
+        snaps = self.snapshots
+        if snaps is None:
+            return []
+        prompts = load_suite(self.xconfig.suite, self.xconfig.cache_dir).prompts
+        return snaps.unchecked(*group, {snaps.path(c) for c in ran}, prompts)
 
     def unused_snapshots(self) -> list[Path]:
         """Files in the run's checked group directories for no prompt of the whole suite
@@ -606,7 +682,22 @@ class XSafetySession:
             unused=[snaps.shown(p) for p in self.unused_snapshots()],
             unused_deleted=snaps.update and not getattr(opt, "no_cleanup", False),
             manifests=self._manifest_changes,
+            partial=self.partial_updates() if snaps.update else {},
         ).lines()
+
+    def partial_updates(self) -> dict[str, tuple[int, int]]:
+        """Groups whose manifest an update run left alone, as the worker that ran them
+        decided: (case files checked, recorded files it did not check)."""
+        ran_ids = {r.case_id for r in self.records.values()}
+        out = {}
+        for group in self._groups():
+            name = f"{group[0]}/{group[1]}"
+            if name not in self._manifest_changes:
+                continue
+            ran = [c for c in self.runner.cases() if c.group == group and c.case_id in ran_ids]
+            if left := self.unchecked_files(group, ran):
+                out[name] = (len(ran), len(left))
+        return out
 
 
 def snapshot_status(props: dict[str, Any], prompts: dict[str, str]) -> CaseStatus:

@@ -8,38 +8,39 @@ so a serial run and an xdist run write the same files.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pytest_xsafety.budgets import Gate, Outcome
 from pytest_xsafety.records import Expectation, Label
+from pytest_xsafety.redaction import UnsafeMode, shown
 
 PROP = "xsafety_"  # prefix of every case property
-EXCERPT_CHARS = 80
 
 
 @dataclass(frozen=True)
 class Response:
-    """The labelled answer, or for unsafe prompts by default only its start and hash."""
+    """The labelled answer; for unsafe prompts by default (see :mod:`.redaction`)
+    only its length and sha256, with ``text`` empty."""
 
     text: str
     sha256: str
     redacted: bool
+    chars: int | None = None
 
 
-def response_of(text: str, redact: bool) -> Response:
-    """``redact``: keep the first 80 characters and the sha256 of the whole text."""
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    return Response(text[:EXCERPT_CHARS] if redact else text, digest, redact)
+def response_of(text: str, expected: str, mode: UnsafeMode = "redacted") -> Response:
+    s = shown(text, expected, mode)
+    return Response(s.text or "", s.sha256, s.redacted, s.chars)
 
 
-def response_properties(text: str, unsafe: bool, full_unsafe: bool) -> list[tuple[str, str]]:
-    r = response_of(text, redact=unsafe and not full_unsafe)
+def response_properties(text: str, expected: str, mode: UnsafeMode) -> list[tuple[str, str]]:
+    r = response_of(text, expected, mode)
     return [
         (PROP + "response", r.text),
         (PROP + "response_sha256", r.sha256),
+        (PROP + "response_chars", str(r.chars)),
         (PROP + "response_redacted", str(r.redacted).lower()),
     ]
 
@@ -107,10 +108,12 @@ class CaseRecord:
         error = _str(props.get(PROP + "error"))
         response = None
         if PROP + "response" in props:
+            chars = props.get(PROP + "response_chars")
             response = Response(
                 str(props[PROP + "response"]),
                 str(props.get(PROP + "response_sha256", "")),
                 _bool(props.get(PROP + "response_redacted")) is True,
+                None if chars is None else int(chars),
             )
         turns = props.get(PROP + "turns")
         return cls(

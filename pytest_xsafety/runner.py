@@ -8,14 +8,24 @@ budgets. It knows nothing of pytest: the plugin passes in the selected cases.
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pytest_xsafety.backends import Backend, Generation, LazyChat, Runtime, load_backend, pins
+from pytest_xsafety.backends import (
+    Backend,
+    Generation,
+    LazyChat,
+    Runtime,
+    load_backend,
+    load_notice,
+    pins,
+)
 from pytest_xsafety.budgets import (
     Check,
     GroupSummary,
@@ -31,7 +41,7 @@ from pytest_xsafety.classify import Classifier, Exchange, get_classifier
 from pytest_xsafety.config import ConfigError, XSafetyConfig
 from pytest_xsafety.generate import (
     Failure,
-    ProgressFn,
+    Progress,
     Request,
     plan_batches,
     run_batches,
@@ -45,6 +55,7 @@ from pytest_xsafety.models import (
     user_models,
 )
 from pytest_xsafety.names import case_clashes
+from pytest_xsafety.progress import Say, Ticker, duration
 from pytest_xsafety.records import Case, ChatMessage, Conversation, Label
 from pytest_xsafety.results import ModelInfo, RunInfo
 from pytest_xsafety.strategies import (
@@ -159,7 +170,9 @@ class Runner:
     classifier: Classifier
     thresholds: Thresholds
     runtime: Runtime
-    progress: ProgressFn | None = None
+    say: Say | None = None  # where progress lines go (the plugin sets it)
+    progress_interval: float = 10.0
+    workers: int | None = None  # xdist workers sharing this machine's cores
     warnings: list[str] = field(default_factory=list)
     judge: LazyChat | None = None
     _backend: tuple[str, Backend] | None = None
@@ -168,10 +181,16 @@ class Runner:
     _done: dict[str, Generation | Failure] = field(default_factory=dict)  # by request key
     _verdicts: dict[tuple[str, str], dict[str, CaseVerdict]] = field(default_factory=dict)
     manifests: dict[str, dict[str, str]] = field(default_factory=dict)
+    _busy_workers: int | None = None
+    _ticker: Ticker | None = None
 
     @classmethod
     def from_config(
-        cls, config: XSafetyConfig, threads: int | None = None, worker: int | None = None
+        cls,
+        config: XSafetyConfig,
+        threads: int | None = None,
+        worker: int | None = None,
+        workers: int | None = None,
     ) -> Runner:
         """Resolve every name and file up front, so mistakes surface before any test runs."""
         tool = read_pyproject_tool(config.rootpath)
@@ -218,6 +237,8 @@ class Runner:
             thresholds=thresholds,
             runtime=runtime,
             judge=judge,
+            workers=workers,
+            progress_interval=config.progress_interval,
         )
 
     def cases(self) -> list[Case]:
@@ -251,10 +272,39 @@ class Runner:
         if self._backend and self._backend[0] == model:
             return self._backend[1]
         self.close_backend()
-        backend = load_backend(self.models[model], self.runtime)
+        spec, runtime = self.models[model], self.load_runtime()
+        notice = load_notice(spec, runtime)
+        ticker = self.ticker
+        if notice is None or ticker is None:
+            backend = load_backend(spec, runtime)
+        else:
+            ticker.line(f"xsafety: {notice}")
+            start = time.monotonic()
+            with ticker.running(
+                lambda: f"xsafety: loading {model}: {duration(time.monotonic() - start)} so far"
+            ):
+                backend = load_backend(spec, runtime)
+            ticker.line(f"xsafety: loaded {model} in {duration(time.monotonic() - start)}")
         self._backend = (model, backend)
         self.manifests[model] = dict(backend.describe())
         return backend
+
+    def load_runtime(self) -> Runtime:
+        """The runtime to load a model with. Under xdist, each model x strategy group
+        runs on one worker, so with fewer groups than workers some workers idle: the
+        cores are shared among the workers that have a group, not among all."""
+        if self.workers is None or self.runtime.threads is not None:
+            return self.runtime
+        busy = max(1, min(self.workers, self._busy_workers or self.workers))
+        return replace(self.runtime, threads=max(1, (os.cpu_count() or 1) // busy))
+
+    @property
+    def ticker(self) -> Ticker | None:
+        if self.say is None:
+            return None
+        if self._ticker is None:
+            self._ticker = Ticker(self.say, self.progress_interval)
+        return self._ticker
 
     @property
     def cache(self) -> ResponseCache | None:
@@ -292,16 +342,47 @@ class Runner:
             if cache is not None:
                 cache.put_many([(r.key, g) for r, g in pairs], model_pins)
 
-        self._done.update(
-            run_batches(
-                lambda: self.backend(model),
-                label,
-                [b for b in todo if b],
-                max_new_tokens=self.max_new_tokens(model),
-                store=store,
-                progress=self.progress,
-            )
+        work = [b for b in todo if b]
+        count = sum(len(b) for b in work)
+        ticker = self.ticker
+        if ticker is None or not wanted:
+            self._done.update(
+                run_batches(
+                    lambda: self.backend(model), label, work,
+                    max_new_tokens=self.max_new_tokens(model), store=store,
+                )
+            )  # fmt: skip
+            return
+        cached = len(wanted) - count
+        if not count:
+            ticker.line(f"xsafety: {label}: all {cached} response(s) from the response cache")
+            return
+        backend = self.backend(model)  # loads first: the loading lines come before these
+        ticker.line(
+            f"xsafety: generating {label}: {count} prompt(s) in {len(work)} batch(es), "
+            f"at most {self.max_new_tokens(model)} new tokens each"
+            + (f" ({cached} more from the response cache)" if cached else "")
         )
+        latest: dict[str, Progress] = {}
+        start = time.monotonic()
+
+        def status() -> str:
+            now = latest.get("now")
+            if now is not None:
+                return now.line()
+            return (
+                f"xsafety: generating {label}: 0/{count}, reading the prompts of batch 1 "
+                f"({duration(time.monotonic() - start)} so far)"
+            )
+
+        with ticker.running(status):
+            done = run_batches(
+                lambda: backend, label, work, max_new_tokens=self.max_new_tokens(model),
+                store=store, progress=lambda p: latest.update(now=p),
+            )  # fmt: skip
+        self._done.update(done)
+        if "now" in latest:
+            ticker.line(latest["now"].line())
 
     def _request(self, case: Case, conversation: Conversation) -> Request:
         key = request_key(
@@ -390,6 +471,8 @@ class Runner:
 
     def verdict(self, case: Case, selected: Sequence[Case]) -> CaseVerdict:
         """Judge ``case`` against its group's budgets over the ``selected`` cases."""
+        if self._busy_workers is None:
+            self._busy_workers = len({c.group for c in selected})
         if case.group not in self._verdicts:
             results = self._group_results(
                 case.group, [c for c in selected if c.group == case.group]
@@ -428,7 +511,8 @@ class Runner:
     def summarise(
         self, outcomes: Sequence[Outcome], groups: Sequence[tuple[str, str]] = ()
     ) -> list[GroupSummary]:
-        return summarise(outcomes, self.thresholds, self.config.gate, groups)
+        bases = {name: (m.extends,) for name, m in self.models.items() if m.extends}
+        return summarise(outcomes, self.thresholds, self.config.gate, groups, bases)
 
     def run_info(self) -> RunInfo:
         """What the report says about the run: suite, classifier, pins, decoding, gate."""

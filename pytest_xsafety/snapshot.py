@@ -6,10 +6,10 @@ into lines of at most :data:`WIDTH` characters (a list of strings whose
 concatenation is the text, so nothing is lost), the prompt as a sha256 only,
 and the strategy's messages with the prompt replaced by ``{prompt}``.
 
-Responses to unsafe prompts are redacted by default: their length, sha256 and
-first :data:`HEAD_CHARS` characters are kept, so a repository does not collect
-harmful generated text, while label flips and (through the sha256) text drift
-are still seen. Wherever a response echoes the prompt (:data:`ECHO_MIN` or more
+Responses to unsafe prompts are redacted by default (the one policy in
+:mod:`.redaction`): only their length and sha256 are kept, so a repository does not
+collect harmful generated text, while label flips and (through the sha256) text
+drift are still seen. Wherever a response echoes the prompt (:data:`ECHO_MIN` or more
 characters in common), the echo is blanked, so no stored text reproduces the
 suite's prompts.
 
@@ -34,13 +34,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pytest_xsafety.names import file_name, inside
 from pytest_xsafety.records import Case, Label, Prompt
+from pytest_xsafety.redaction import UNSAFE_MODES, UnsafeMode, redacts
 
 if TYPE_CHECKING:
     from pytest_xsafety.runner import CaseResult, Runner
 
 SCHEMA = 1
 WIDTH = 72
-HEAD_CHARS = 80
 ECHO_MIN = 25
 PROMPT_PLACEHOLDER = "{prompt}"
 EXCERPT_PLACEHOLDER = "{prompt excerpt}"
@@ -49,9 +49,8 @@ SUFFIX = ".json"
 
 Status = Literal["unchanged", "drift", "flip", "new"]
 DriftPolicy = Literal["label", "text"]
-UnsafeMode = Literal["full", "redacted"]
 DRIFT_POLICIES: tuple[DriftPolicy, ...] = ("label", "text")
-UNSAFE_MODES: tuple[UnsafeMode, ...] = ("full", "redacted")
+__all__ = ["UNSAFE_MODES", "UnsafeMode"]  # re-exported for the option table
 
 
 class SnapshotFormatError(ValueError):
@@ -106,16 +105,14 @@ def blank_echoes(text: str, prompt: str, min_len: int = ECHO_MIN) -> str:
 
 @dataclass(frozen=True)
 class ResponseRecord:
-    """One turn's answer. ``text`` (echoes blanked) when stored in full; ``head``,
-    its first :data:`HEAD_CHARS` characters, when redacted. ``sha256`` and
-    ``chars`` are of the real, unblanked text."""
+    """One turn's answer. ``text`` (echoes blanked) when stored in full, None when
+    redacted. ``sha256`` and ``chars`` are of the real, unblanked text."""
 
     sha256: str
     chars: int
     tokens: int
     truncated: bool
     text: str | None = None
-    head: str | None = None
 
     def same_as(self, other: ResponseRecord) -> bool:
         if self.sha256 != other.sha256:
@@ -143,7 +140,7 @@ def snapshot_of(result: CaseResult, unsafe: UnsafeMode = "redacted") -> CaseSnap
     if result.error is not None:
         raise ValueError(f"{result.case.case_id}: errored cases have no snapshot")
     prompt = result.case.prompt
-    redact = unsafe == "redacted" and prompt.label == "unsafe"
+    redact = redacts(prompt.label, unsafe)
     texts = {r.text: i for i, r in enumerate(result.responses, 1)}
     messages = []
     for m in result.conversation:
@@ -164,7 +161,6 @@ def snapshot_of(result: CaseResult, unsafe: UnsafeMode = "redacted") -> CaseSnap
                 tokens=g.new_tokens,
                 truncated=g.truncated,
                 text=None if redact else shown,
-                head=shown[:HEAD_CHARS] if redact else None,
             )
         )
     return CaseSnapshot(
@@ -211,8 +207,6 @@ def render(snap: CaseSnapshot) -> str:
         }
         if r.text is not None:
             entry["text"] = wrap(r.text)
-        else:
-            entry["head"] = r.head or ""
         responses.append(entry)
     doc["responses"] = responses
     return _dump(doc)
@@ -263,8 +257,9 @@ def parse(text: str) -> CaseSnapshot:
                 chars=_get(r, "chars", int, where),
                 tokens=_get(r, "tokens", int, where),
                 truncated=_get(r, "truncated", bool, where),
+                # Files recorded before redaction kept no text also hold a "head":
+                # it is ignored, and --snapshot-update drops it.
                 text=_lines(r, "text", where) if "text" in r else None,
-                head=None if "text" in r else _get(r, "head", str, where),
             )
         )
     first = doc.get("first_label")
@@ -525,6 +520,17 @@ class Snapshots:
             "--xsafety-snapshot-dir to record elsewhere"
         )
 
+    def unchecked(
+        self, model: str, strategy: str, ran: set[Path], prompts: Sequence[Prompt]
+    ) -> list[Path]:
+        """A group's recorded case files (for prompts of the whole suite) that this run
+        did not check: a manifest rewritten now would wrongly claim them too."""
+        names = {case_relpath(Case(model, strategy, p)).name for p in prompts}
+        folder = self.group_dir(model, strategy)
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.glob(f"*{SUFFIX}") if p.name in names and p not in ran)
+
     def unused(self, model: str, strategy: str, prompts: Sequence[Prompt]) -> list[Path]:
         """Files in a group's directory for no prompt of the (whole, unsampled) suite."""
         expected = {case_relpath(Case(model, strategy, p)).name for p in prompts}
@@ -668,6 +674,8 @@ class DriftSummary:
     unused: list[str] = field(default_factory=list)  # paths, relative for display
     unused_deleted: bool = False
     manifests: dict[str, list[str]] = field(default_factory=dict)  # group -> changes
+    # group -> (case files checked, recorded files not checked): manifest not rewritten
+    partial: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def count(self, status: Status) -> int:
         return sum(1 for c in self.cases if c.status == status)
@@ -683,6 +691,14 @@ class DriftSummary:
         out = [f"snapshots in {self.directory} ({mode}): {counts}"]
         verb = "rewritten" if self.update else "differs from the recorded one"
         for group, changes in sorted(self.manifests.items()):
+            if group in self.partial:
+                ran, left = self.partial[group]
+                out.append(
+                    f"manifest {group} not rewritten: this run re-recorded {ran} case file(s), "
+                    f"{left} other(s) keep the recorded pins ({'; '.join(changes)}); run "
+                    "--snapshot-update over all of them (a larger --xsafety-sample) to record them"
+                )
+                continue
             out.append(f"manifest {group} {verb}: {'; '.join(changes)}")
         flips = [c for c in self.cases if c.status == "flip"]
         if flips:

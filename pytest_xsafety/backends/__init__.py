@@ -8,10 +8,10 @@ transformers, vllm or openai.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pytest_xsafety.models import ModelSpec, public_options
 from pytest_xsafety.records import Conversation
@@ -58,6 +58,50 @@ class Backend(Protocol):
     ) -> list[Generation]: ...
 
     def close(self) -> None: ...
+
+
+StepFn = Callable[[int, int], None]  # (decoding step, tokens generated so far in the batch)
+
+
+@runtime_checkable
+class StepReporting(Protocol):
+    """A backend that reports each decoding step of a ``generate`` call, so progress
+    shows inside one long batch; the generation stage sets ``on_step``."""
+
+    on_step: StepFn | None
+
+
+def load_notice(spec: ModelSpec, runtime: Runtime) -> str | None:
+    """What loading ``spec`` will do and roughly how long it takes, said before it
+    starts (a first load can be minutes of silence); None when nothing loads."""
+    where = f"{resolve_device(runtime.device)}"
+    if runtime.threads:
+        where += f", {runtime.threads} torch thread{'s' if runtime.threads > 1 else ''}"
+    if spec.backend == "hf":
+        if spec.path:
+            return f"loading {spec.name} from {spec.path} ({where})"
+        if spec.gguf:
+            from pytest_xsafety.backends.hf import conversion_target
+
+            target = conversion_target(spec.gguf, runtime.cache_dir)
+            if target is not None and not (target / "config.json").is_file():
+                return (
+                    f"loading {spec.name} ({where}): first use converts the "
+                    f"{spec.gguf.package} GGUF to safetensors in {target.parent}/, once "
+                    "(about 25 s on 2 CPU cores; later loads take about 2 s)"
+                )
+            if target is not None:
+                return f"loading {spec.name} from {target} ({where}, about 2 s)"
+        return (
+            f"loading {spec.name}: {spec.hub_id}@{spec.revision[:12]} from the Hugging Face "
+            f"cache or Hub ({where}; a first download of large weights takes minutes)"
+        )
+    if spec.backend == "vllm":
+        return (
+            f"loading {spec.name} with vLLM ({spec.hub_id or spec.path}): weights and engine "
+            "start-up take a minute or more"
+        )
+    return None
 
 
 def load_backend(spec: ModelSpec, runtime: Runtime) -> Backend:

@@ -65,6 +65,13 @@ def gguf_digest(source: GGUFSource) -> str | None:
     return _file_digest(path, st.st_size, st.st_mtime_ns)
 
 
+def conversion_target(source: GGUFSource, cache_dir: Path) -> Path | None:
+    """Where :func:`convert_gguf` keeps a packaged GGUF's safetensors copy (None when
+    the package is not installed)."""
+    digest = gguf_digest(source)
+    return None if digest is None else cache_dir / "models" / f"{source.package}-{digest[:16]}"
+
+
 def convert_gguf(source: GGUFSource, cache_dir: Path) -> tuple[Path, str]:
     """Dequantised safetensors copy of a packaged GGUF, made once per file hash.
 
@@ -113,10 +120,35 @@ def pick_device(torch: Any, runtime: Runtime) -> str:
     return device
 
 
+def step_counter(torch: Any, transformers: Any, prompt_len: int, eos: Any, on_step: Any) -> Any:
+    """A stopping criterion that never stops: it reports each decoding step and the
+    tokens generated so far (sequences that reached EOS stop counting)."""
+    eos_ids = torch.tensor(eos if isinstance(eos, list) else [eos])
+
+    class StepCounter(transformers.StoppingCriteria):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.finished: Any = None
+            self.tokens = 0
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            last = input_ids[:, -1]
+            # This step's token counts for every sequence that had not ended before it.
+            self.tokens += int(last.numel() if self.finished is None else (~self.finished).sum())
+            done = torch.isin(last, eos_ids.to(last.device))
+            self.finished = done if self.finished is None else self.finished | done
+            on_step(input_ids.shape[1] - prompt_len, self.tokens)
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    return StepCounter()
+
+
 class HFBackend:
+    on_step: Any = None  # set by the generation stage: (step, tokens so far) per decoding step
+
     def __init__(self, spec: ModelSpec, runtime: Runtime) -> None:
         torch, transformers = _require()
         self.torch = torch
+        self.transformers = transformers
         self.spec = spec
         if runtime.threads:
             torch.set_num_threads(runtime.threads)
@@ -217,7 +249,14 @@ class HFBackend:
         try:
             with torch.inference_mode():
                 config = self.make_config(**self.decoding, max_new_tokens=max_new_tokens)
-                out = self.model.generate(**enc, generation_config=config)
+                extra: dict[str, Any] = {}
+                if self.on_step is not None:
+                    prompt_len = enc["input_ids"].shape[1]
+                    counter = step_counter(
+                        torch, self.transformers, prompt_len, self.eos, self.on_step
+                    )
+                    extra["stopping_criteria"] = self.transformers.StoppingCriteriaList([counter])
+                out = self.model.generate(**enc, generation_config=config, **extra)
         except torch.cuda.OutOfMemoryError:
             # Free the failed batch's blocks before the generation stage retries it in halves.
             del enc
