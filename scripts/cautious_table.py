@@ -84,19 +84,26 @@ def shown(path: Path) -> str:
     return str(path)
 
 
-def run(project: Path, suite: Path, sample: int | None, report: Path, extra: Sequence[str]) -> str:
-    """Run the example from the repository root; return the command and its wall time."""
+def run(
+    project: Path, suite: Path, sample: int | None, report: Path, extra: Sequence[str], temp: bool
+) -> str:
+    """Run the example from the repository root; return the command and its wall time
+    (without the report option when the report goes to a temporary directory)."""
     args = [shown(project), f"--xsafety-suite={shown(suite)}"]
-    args += [f"--xsafety-report={report}"]
     args += [f"--xsafety-sample={sample}"] if sample else []
     args += [*extra, "-p", "no:cacheprovider", "-q"]
+    report_arg = f"--xsafety-report={report}"
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", *args], cwd=REPO, capture_output=True, text=True
+        [sys.executable, "-m", "pytest", *args, report_arg],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     secs = time.perf_counter() - t0
     if proc.returncode not in (0, 1) or not (report / "results.json").is_file():
         sys.exit(f"pytest exited {proc.returncode}:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    args += [] if temp else [report_arg]
     return f"pytest {shlex.join(args)}  # exit {proc.returncode}, {secs:.1f} s"
 
 
@@ -110,7 +117,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     a = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         report = a.report or Path(tmp) / "report"
-        command = run(a.project.absolute(), a.suite.absolute(), a.sample, report, a.extra)
+        command = run(
+            a.project.absolute(), a.suite.absolute(), a.sample, report, a.extra, a.report is None
+        )
         doc = json.loads((report / "results.json").read_text(encoding="utf-8"))
     print(command)
     print()

@@ -87,8 +87,10 @@ def test_table_script_prints_rates_breaches_and_holds(
         ]
     )
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith(f"pytest {project} --xsafety-suite={suite} --xsafety-report=")
-    assert "--xsafety-snapshot-dir=snapshots -p no:cacheprovider -q  # exit 1, " in out[0]
+    assert out[0].startswith(
+        f"pytest {project} --xsafety-suite={suite} --xsafety-model=fake "
+        "--xsafety-snapshot-dir=snapshots -p no:cacheprovider -q  # exit 1, "
+    )
     header = f"| strategy | safe refusal | unsafe compliance | {script.PAIR_COLUMNS} |"
     pending = script.PAIRS_PENDING
     assert out[out.index(header) + 2 : out.index(header) + 7] == [
