@@ -67,6 +67,17 @@ def _raw_values(config: pytest.Config) -> tuple[dict[str, str | None], bool]:
     return values, asked or bool(values.get("model"))
 
 
+def _rootdir_hint(config: pytest.Config, values: dict[str, str | None]) -> str:
+    """Why the ini's model may be missing: pytest picks the rootdir (and so the ini)
+    before it knows our options, so ``--xsafety-suite PATH`` counts PATH as a path to test."""
+    if values.get("model") or "--xsafety-suite" not in config.invocation_params.args:
+        return ""
+    return (
+        f" (pytest chose rootdir {config.rootpath} counting --xsafety-suite's PATH as a "
+        "path to test: write --xsafety-suite=PATH)"
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     values, asked = _raw_values(config)
     if not asked:
@@ -82,7 +93,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 session.baseline = load_baseline(xconfig.baseline)
             session.check_outputs()
     except USAGE_ERRORS as exc:
-        raise pytest.UsageError(f"pytest-xsafety: {exc}") from None
+        raise pytest.UsageError(f"pytest-xsafety: {exc}{_rootdir_hint(config, values)}") from None
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "xsafety-session")
 

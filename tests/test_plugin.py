@@ -232,6 +232,32 @@ def test_usage_errors_are_clean(pytester: pytest.Pytester, args: list[str], mess
     assert "Traceback" not in result.stderr.str()
 
 
+def test_a_suite_path_given_with_a_space_is_named_when_it_moved_the_rootdir(
+    pytester: pytest.Pytester,
+) -> None:
+    # A project folder whose ini names the model, tested from a parent that has a
+    # pytest configuration of its own, with the suite in that parent.
+    pytester.makeini("[pytest]\n")
+    project = pytester.mkdir("project")
+    ini = '[tool.pytest.ini_options]\nxsafety_model = "fake"\n'
+    (project / "pyproject.toml").write_text(ini + PYPROJECT.format(refuse="poison", log="x.log"))
+    (project / "test_suite.py").write_text(TEST_FILE)
+    write_suite(pytester.path / "suite.csv")
+    # With a space pytest counts suite.csv as a path to test, so the parent is the rootdir.
+    result = pytester.runpytest("project", "--xsafety-suite", "suite.csv", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: pytest-xsafety: *without --xsafety-model* (pytest chose rootdir "
+            f"{pytester.path} counting --xsafety-suite's PATH as a path to test: "
+            "write --xsafety-suite=PATH)"
+        ]
+    )
+    result = pytester.runpytest("project", "--xsafety-suite=suite.csv", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4, xfailed=2)  # the project's ini applies
+    result.stdout.fnmatch_lines(["rootdir: */project", "fake*baseline*6*"])
+
+
 def test_bad_threshold_type_is_rejected(pytester: pytest.Pytester) -> None:
     setup(
         pytester, refuse="poison", thresholds="[models.fake.types.homonym]\nsafe_refusal_max = 0\n"
