@@ -8,6 +8,8 @@ transformers, vllm or openai.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,8 +94,6 @@ def pins(spec: ModelSpec, runtime: Runtime) -> dict[str, str]:
     is resolved without importing torch on machines with no NVIDIA driver, and
     local weights are fingerprinted by file names, sizes and times.
     """
-    import hashlib
-    import json
     from importlib.metadata import PackageNotFoundError, version
 
     out = {
@@ -104,9 +104,7 @@ def pins(spec: ModelSpec, runtime: Runtime) -> dict[str, str]:
         "dtype": runtime.dtype or spec.dtype,
         "device": resolve_device(runtime.device) if spec.backend in ("hf", "vllm") else "",
         "system_role": str(spec.system_role),
-        "chat_template_override_sha256": hashlib.sha256(
-            (spec.chat_template or "").encode()
-        ).hexdigest(),
+        "chat_template_override_sha256": chat_template_sha256(spec.chat_template),
         "trust_remote_code": str(spec.trust_remote_code),
         "options": json.dumps(dict(spec.options), sort_keys=True),
     }
@@ -118,6 +116,14 @@ def pins(spec: ModelSpec, runtime: Runtime) -> dict[str, str]:
     if spec.backend in ("hf", "vllm"):
         out["weights"] = weights_fingerprint(spec)
     return out
+
+
+def chat_template_sha256(template: str | Mapping[str, str] | None) -> str:
+    """sha256 of the chat template a tokenizer renders with. Some tokenizers (Command
+    R+) hold several named templates; chat uses the one named ``default``."""
+    if template is not None and not isinstance(template, str):
+        template = template.get("default") or json.dumps(dict(template), sort_keys=True)
+    return hashlib.sha256((template or "").encode()).hexdigest()
 
 
 def resolve_device(device: str) -> str:
@@ -140,8 +146,6 @@ def weights_fingerprint(spec: ModelSpec) -> str:
     file (hashing gigabytes on every run would cost more than the gate), plus the
     sha256 of its small JSON/Jinja files, where the chat template lives.
     """
-    import hashlib
-
     if spec.path:
         root = Path(spec.path)
         if not root.is_dir():

@@ -12,12 +12,11 @@ template (or the entry's ``chat_template``) and schedules the batch itself.
 from __future__ import annotations
 
 import gc
-import hashlib
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_xsafety.backends import BackendError, Generation, Runtime
+from pytest_xsafety.backends import BackendError, Generation, Runtime, chat_template_sha256
 from pytest_xsafety.models import ModelSpec
 from pytest_xsafety.records import Conversation
 
@@ -64,7 +63,7 @@ class VLLMBackend:
             raise BackendError(f"model {spec.name!r}: vllm cannot load {pin} ({exc})") from exc
         template = spec.chat_template
         if template is None:
-            template = getattr(self.llm.get_tokenizer(), "chat_template", None) or ""
+            template = getattr(self.llm.get_tokenizer(), "chat_template", None)
         self._describe = {
             "backend": "vllm",
             "device": _device(),
@@ -74,7 +73,7 @@ class VLLMBackend:
             "tensor_parallel_size": str(self.tensor_parallel_size),
             "temperature": "0",
             "seed": str(runtime.seed),
-            "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest(),
+            "chat_template_sha256": chat_template_sha256(template),
             **{k: str(v) for k, v in extra.items()},
         }
 
