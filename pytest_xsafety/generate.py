@@ -118,9 +118,18 @@ def run_batches(
     model = backend()
     done = tokens = 0
     start = time.perf_counter()
+    # After an out-of-memory error, later batches larger than what then ran are split
+    # in halves up front, as the failing one was: the same composition, without
+    # paying for the same error on every batch.
+    fits: int | None = None
 
     def attempt(batch: Sequence[Request]) -> None:
-        nonlocal done, tokens
+        nonlocal done, tokens, fits
+        if fits is not None and len(batch) > fits:
+            half = (len(batch) + 1) // 2
+            attempt(batch[:half])
+            attempt(batch[half:])
+            return
         try:
             results = model.generate([r.conversation for r in batch], max_new_tokens)
             if len(results) != len(batch):
@@ -130,6 +139,8 @@ def run_batches(
         except Exception as exc:  # any backend failure: retry smaller, never drop silently
             if len(batch) > 1:
                 half = (len(batch) + 1) // 2
+                if _out_of_memory(exc):
+                    fits = half if fits is None else min(fits, half)
                 attempt(batch[:half])
                 attempt(batch[half:])
                 return
@@ -149,3 +160,8 @@ def run_batches(
     for batch in batches:
         attempt(batch)
     return out
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """torch.cuda.OutOfMemoryError (not imported here) or a host MemoryError."""
+    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"

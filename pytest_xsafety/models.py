@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,6 +29,11 @@ BACKEND_OPTIONS: dict[str, dict[str, type]] = {
     "vllm": {"tensor_parallel_size": int, "max_model_len": int,
              "gpu_memory_utilization": float},
 }  # fmt: skip
+
+
+def nvidia_gpu_visible() -> bool:
+    """An NVIDIA driver is present: checked without importing torch."""
+    return Path("/proc/driver/nvidia").exists() or Path("/dev/nvidia0").exists()
 
 
 def public_url(url: str) -> str:

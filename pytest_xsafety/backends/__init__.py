@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from pytest_xsafety.models import ModelSpec
+from pytest_xsafety.models import ModelSpec, nvidia_gpu_visible
 from pytest_xsafety.records import Conversation
 
 
@@ -130,7 +130,7 @@ def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` or ``cpu``; torch is imported only where a GPU may exist."""
     if device != "auto":
         return device
-    if not (Path("/proc/driver/nvidia").exists() or Path("/dev/nvidia0").exists()):
+    if not nvidia_gpu_visible():
         return "cpu"
     try:
         import torch
