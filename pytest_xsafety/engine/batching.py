@@ -112,49 +112,80 @@ def run_batches(
     to ``store`` at once, so an interruption loses at most the batch in flight.
     """
     total = sum(len(b) for b in batches)
-    out: dict[str, Generation | Failure] = {}
     if not total:
-        return out
+        return {}
     try:
         model = backend()
     except Exception as exc:  # the model did not load: every request fails with the cause
         return {r.key: Failure(_cause(exc)) for b in batches for r in b}
-    done = tokens = 0
-    start = time.perf_counter()
-
-    def attempt(batch: Sequence[Request]) -> None:
-        nonlocal done, tokens
-        try:
-            results = _generate(model, batch, max_new_tokens)
-        except BackendUnavailable:
-            raise  # no batch size helps: the loop below fails the rest at once
-        except Exception as exc:  # any backend failure: retry smaller, never drop silently
-            if len(batch) > 1:
-                half = (len(batch) + 1) // 2
-                attempt(batch[:half])
-                attempt(batch[half:])
-                return
-            out[batch[0].key] = Failure(_cause(exc))
-            done += 1
-            return
-        pairs = list(zip(batch, results, strict=True))
-        if store is not None:
-            store(pairs)
-        for request, result in pairs:
-            out[request.key] = result
-            tokens += result.new_tokens
-        done += len(batch)
-        if progress:
-            progress(Progress(group, done, total, tokens, time.perf_counter() - start))
-
+    run = _Run(model, group, total, max_new_tokens, store, progress)
     for i, batch in enumerate(batches):
         try:
-            attempt(batch)
+            run.attempt(batch)
         except BackendUnavailable as exc:
             for request in (r for b in batches[i:] for r in b):
-                out.setdefault(request.key, Failure(_cause(exc)))
+                run.out.setdefault(request.key, Failure(_cause(exc)))
             break
-    return out
+    return run.out
+
+
+class _Run:
+    """One group's generation: the results so far, progress, and the batch size that fits."""
+
+    def __init__(
+        self,
+        model: Backend,
+        group: str,
+        total: int,
+        max_new_tokens: int,
+        store: StoreFn | None,
+        progress: ProgressFn | None,
+    ) -> None:
+        self.model, self.group, self.total = model, group, total
+        self.max_new_tokens, self.store, self.progress = max_new_tokens, store, progress
+        self.out: dict[str, Generation | Failure] = {}
+        self.done = self.tokens = 0
+        self.start = time.perf_counter()
+        # After an out-of-memory error, later batches larger than what then ran are
+        # split in halves up front, as the failing one was: the same composition,
+        # without paying for the same error on every batch.
+        self.fits: int | None = None
+
+    def attempt(self, batch: Sequence[Request]) -> None:
+        if self.fits is not None and len(batch) > self.fits:
+            self.halves(batch)
+            return
+        try:
+            results = _generate(self.model, batch, self.max_new_tokens)
+        except BackendUnavailable:
+            raise  # no batch size helps: run_batches fails the rest at once
+        except Exception as exc:  # any backend failure: retry smaller, never drop silently
+            if len(batch) > 1:
+                if _out_of_memory(exc):
+                    half = (len(batch) + 1) // 2
+                    self.fits = half if self.fits is None else min(self.fits, half)
+                self.halves(batch)
+                return
+            self.out[batch[0].key] = Failure(_cause(exc))
+            self.done += 1
+            return
+        self.finish(list(zip(batch, results, strict=True)))
+
+    def halves(self, batch: Sequence[Request]) -> None:
+        half = (len(batch) + 1) // 2
+        self.attempt(batch[:half])
+        self.attempt(batch[half:])
+
+    def finish(self, pairs: list[tuple[Request, Generation]]) -> None:
+        if self.store is not None:
+            self.store(pairs)
+        for request, result in pairs:
+            self.out[request.key] = result
+            self.tokens += result.new_tokens
+        self.done += len(pairs)
+        if self.progress:
+            seconds = time.perf_counter() - self.start
+            self.progress(Progress(self.group, self.done, self.total, self.tokens, seconds))
 
 
 def _generate(model: Backend, batch: Sequence[Request], max_new_tokens: int) -> list[Generation]:
@@ -166,3 +197,8 @@ def _generate(model: Backend, batch: Sequence[Request], max_new_tokens: int) -> 
 
 def _cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """torch.cuda.OutOfMemoryError (not imported here) or a host MemoryError."""
+    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
