@@ -14,10 +14,11 @@ meaningless; speed and batch (in)dependence are what is measured.
 
 Runs, all with the suite's prompts through the ``baseline`` strategy, greedy, the
 batches planned as the plugin plans them (rendered length, then id):
-1. the largest batch that fits: batch sizes from the default, doubled up to
-   ``--max-batch`` (and the whole suite), each tried on the longest prompts until
-   one runs out of memory;
-2. the whole suite at that size and at the plugin's default batch size,
+1. the largest batch that fits: batch sizes from ``--default-batch``, doubled up
+   to ``--max-batch`` (and the whole suite), each tried on the longest prompts
+   until one runs out of memory;
+2. the whole suite at that size and at ``--default-batch`` (default 32, the
+   plugin's CPU default; its CUDA default, 512, holds XSTest's 450 prompts whole),
    interleaved chunk by chunk (a chunk = one large batch), so both see the same
    machine state;
 3. ``--single`` prompts one at a time;
@@ -175,7 +176,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--max-batch", type=int, default=512)
     parser.add_argument(
-        "--default-batch", type=int, default=DEFAULT_BATCH, help="the plugin's default"
+        "--default-batch", type=int, default=DEFAULT_BATCH, help="the batch to compare with"
     )
     parser.add_argument("--single", type=int, default=8, help="prompts run one at a time")
     parser.add_argument("--hbm-tbps", type=float, default=4.8, help="HBM bandwidth, TB/s")

@@ -72,10 +72,11 @@ def test_default_batch_size_is_larger_on_cuda(
         return parse_config({"model": "m", **values}, tmp_path).batch_size
 
     assert batch(device="cpu") == 32
-    assert batch(device="cuda") == batch(device="cuda:1") == 256
+    # On CUDA, a whole XSTest group (450 prompts) in one batch.
+    assert batch(device="cuda") == batch(device="cuda:1") == 512
     assert batch(device="cuda", **{"batch-size": "8"}) == 8  # given: kept
     monkeypatch.setattr(config, "nvidia_gpu_visible", lambda: True)
-    assert batch() == batch(device="auto") == 256
+    assert batch() == batch(device="auto") == 512
     assert batch(device="cpu") == 32
     monkeypatch.setattr(config, "nvidia_gpu_visible", lambda: False)
     assert batch() == 32
