@@ -61,3 +61,22 @@ def test_every_option_is_documented_in_readme() -> None:
 def test_judge_model(tmp_path: Path) -> None:
     cfg = parse_config({"model": "m", "classifier": "judge", "judge-model": "j"}, tmp_path)
     assert (cfg.classifier, cfg.judge_model) == ("judge", "j")
+
+
+def test_default_batch_size_is_larger_on_cuda(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pytest_xsafety.setup.options as config
+
+    def batch(**values: str) -> int:
+        return parse_config({"model": "m", **values}, tmp_path).batch_size
+
+    assert batch(device="cpu") == 32
+    # On CUDA, a whole XSTest group (450 prompts) in one batch.
+    assert batch(device="cuda") == batch(device="cuda:1") == 512
+    assert batch(device="cuda", **{"batch-size": "8"}) == 8  # given: kept
+    monkeypatch.setattr(config, "nvidia_gpu_visible", lambda: True)
+    assert batch() == batch(device="auto") == 512
+    assert batch(device="cpu") == 32
+    monkeypatch.setattr(config, "nvidia_gpu_visible", lambda: False)
+    assert batch() == 32

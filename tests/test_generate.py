@@ -190,3 +190,40 @@ def test_each_xdist_worker_takes_its_own_gpu(tmp_path: Path) -> None:
     assert pick(0, "auto", 1) == "cpu"
     assert pick(4, "cuda:2", 1) == "cuda:2"  # an explicit device wins
     assert pick(4, "auto", None) == "cuda"
+
+
+class Cuda(Recorder):
+    """Runs out of memory, like torch.cuda.OutOfMemoryError, on batches above ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.tried: list[int] = []
+
+    def generate(
+        self, conversations: Sequence[Conversation], max_new_tokens: int
+    ) -> list[Generation]:
+        self.tried.append(len(conversations))
+        if len(conversations) > self.limit:
+            raise type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory")
+        return super().generate(conversations, max_new_tokens)
+
+
+def test_after_out_of_memory_later_batches_are_halved_up_front() -> None:
+    reqs = _requests(24)
+    plan = plan_batches(reqs, 8)
+    backend = Cuda(limit=2)
+    out = run_batches(lambda: backend, "m/s", plan, max_new_tokens=8)
+    assert all(isinstance(g, Generation) for g in out.values())
+    # Fails at 8, then at 4; from then on every batch starts at 2, in the same halves.
+    assert backend.tried == [8, 4, 2, 2, 2, 2] + [2, 2, 2, 2] * 2
+    assert backend.batches == [[r.conversation[-1].content for r in b[i : i + 2]]
+                               for b in plan for i in range(0, 8, 2)]  # fmt: skip
+
+
+def test_other_failures_do_not_shrink_later_batches() -> None:
+    reqs = _requests(16)
+    poison = plan_batches(reqs, 8)[0][0]
+    backend = Flaky(poison.conversation[-1].content, limit=8)
+    run_batches(lambda: backend, "m/s", plan_batches(reqs, 8), max_new_tokens=8)
+    assert len(backend.batches[-1]) == 8  # the second batch ran whole

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -135,16 +136,24 @@ class _Server(ThreadingHTTPServer):
         pass  # a client that hung up on a "hang" is expected
 
 
-@pytest.fixture
-def server() -> Iterator[FakeServer]:
-    fake = FakeServer()
+@contextmanager
+def serve(fake: FakeServer) -> Iterator[FakeServer]:
+    """Run ``fake`` on a random port of 127.0.0.1 until the block ends."""
     httpd = _Server(("127.0.0.1", 0), _handler(fake))
     fake.port = httpd.server_address[1]
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    yield fake
-    httpd.shutdown()
-    httpd.server_close()
+    try:
+        yield fake
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[FakeServer]:
+    with serve(FakeServer()) as fake:
+        yield fake
 
 
 @pytest.fixture(autouse=True)

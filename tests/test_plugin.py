@@ -190,7 +190,10 @@ def test_inert_without_options(pytester: pytest.Pytester) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--xsafety-model", "gpt5"], "*unknown model 'gpt5'; known: *smollm2*"),
+        (
+            ["--xsafety-model", "gpt5"],
+            "*unknown model 'gpt5' (did you mean 'gpt-4'?); known: *smollm2*",
+        ),
         (
             ["--xsafety-model", "fake", "--xsafety-sample", "0"],
             "*--xsafety-sample=0: must be at least 1*",

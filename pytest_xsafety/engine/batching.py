@@ -167,7 +167,8 @@ def run_batches(
 
 
 class _Run:
-    """One :func:`run_batches` call's state: what is done, and where progress stands."""
+    """One :func:`run_batches` call's state: what is done, where progress stands, and
+    the batch size that fits."""
 
     def __init__(
         self,
@@ -186,6 +187,10 @@ class _Run:
         self.total = sum(len(b) for b in batches)
         self.done = self.tokens = self.number = 0  # number: the running batch, from 1
         self.start = self.batch_start = time.perf_counter()
+        # After an out-of-memory error, later batches larger than what then ran are
+        # split in halves up front, as the failing one was: the same composition,
+        # without paying for the same error on every batch.
+        self.fits: int | None = None
 
     def report(self, step: int = 0, batch_tokens: int = 0) -> None:
         """Progress after a batch, or at decoding ``step`` inside the running one."""
@@ -198,26 +203,37 @@ class _Run:
             )  # fmt: skip
 
     def attempt(self, batch: Sequence[Request]) -> None:
+        if self.fits is not None and len(batch) > self.fits:
+            self.halves(batch)
+            return
         try:
             results = _generate(self.model, batch, self.max_new_tokens)
         except BackendUnavailable:
             raise  # no batch size helps: run_batches fails the rest at once
         except Exception as exc:  # any backend failure: retry smaller, never drop silently
             if len(batch) > 1:
-                half = (len(batch) + 1) // 2
-                self.attempt(batch[:half])
-                self.attempt(batch[half:])
+                if _out_of_memory(exc):
+                    half = (len(batch) + 1) // 2
+                    self.fits = half if self.fits is None else min(self.fits, half)
+                self.halves(batch)
                 return
             self.out[batch[0].key] = Failure(_cause(exc))
             self.done += 1
             return
-        pairs = list(zip(batch, results, strict=True))
+        self.finish(list(zip(batch, results, strict=True)))
+
+    def halves(self, batch: Sequence[Request]) -> None:
+        half = (len(batch) + 1) // 2
+        self.attempt(batch[:half])
+        self.attempt(batch[half:])
+
+    def finish(self, pairs: list[tuple[Request, Generation]]) -> None:
         if self.store is not None:
             self.store(pairs)
         for request, result in pairs:
             self.out[request.key] = result
             self.tokens += result.new_tokens
-        self.done += len(batch)
+        self.done += len(pairs)
         self.report()
 
 
@@ -230,3 +246,8 @@ def _generate(model: Backend, batch: Sequence[Request], max_new_tokens: int) -> 
 
 def _cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """torch.cuda.OutOfMemoryError (not imported here) or a host MemoryError."""
+    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"

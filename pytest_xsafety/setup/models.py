@@ -12,6 +12,7 @@ import importlib.util
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -31,6 +32,11 @@ BACKEND_OPTIONS: dict[str, dict[str, type]] = {
     "vllm": {"tensor_parallel_size": int, "max_model_len": int,
              "gpu_memory_utilization": float},
 }  # fmt: skip
+
+
+def nvidia_gpu_visible() -> bool:
+    """An NVIDIA driver is present: checked without importing torch."""
+    return Path("/proc/driver/nvidia").exists() or Path("/dev/nvidia0").exists()
 
 
 def public_url(url: str) -> str:
@@ -160,7 +166,24 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
         hub_id="CohereForAI/c4ai-command-r-plus",
         revision="ba7f1d954c9d1609013677d87e4142ab95c34e62",
     ),
+    # GPT-4 as XSTest evaluated it, through the OpenAI API: a dated snapshot, so the
+    # model cannot change behind the name; the key is read from OPENAI_API_KEY.
+    "gpt-4": ModelSpec(
+        name="gpt-4",
+        hub_id="gpt-4-0613",
+        revision="",
+        backend="openai",
+        options={"base_url": "https://api.openai.com/v1"},
+    ),
 }
+# Command R+ (104B parameters, ~208 GB of bf16 weights) split over 4 GPUs of 80 GB
+# by vLLM; 8192 tokens of context bound the KV cache (XSTest conversations are short).
+BUILTIN_MODELS["command-r-plus-vllm"] = replace(
+    BUILTIN_MODELS["command-r-plus"],
+    name="command-r-plus-vllm",
+    backend="vllm",
+    options={"tensor_parallel_size": "4", "max_model_len": "8192"},
+)
 
 
 class RegistryError(UsageError):

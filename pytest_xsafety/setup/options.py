@@ -25,6 +25,7 @@ from pytest_xsafety.core.choices import (
     UnsafeMode,
 )  # fmt: skip
 from pytest_xsafety.core.text import UsageError
+from pytest_xsafety.setup.models import nvidia_gpu_visible
 
 T = TypeVar("T", bound=str)
 
@@ -46,6 +47,23 @@ class OptionSpec:
         return "xsafety_" + self.name.replace("-", "_")
 
 
+# Default prompts per batch. Decoding on a GPU is memory-bandwidth-bound: a step
+# reads all weights whatever the batch, so larger batches are nearly free until
+# memory runs out (out-of-memory halving takes over from there). 512 holds a whole
+# XSTest group (450 prompts) in one batch: on an H200, Llama-2-7B's shape in bf16
+# peaked at 51.7 GB and ran 2.3x faster than at 256 (docs/reproduce.md). On a CPU
+# the gain flattens past ~32 (docs: generation).
+CPU_BATCH_SIZE = 32
+CUDA_BATCH_SIZE = 512
+
+
+def default_batch_size(device: str) -> int:
+    """The batch size when none is given: larger on CUDA (``device`` as the option reads)."""
+    if device.startswith("cuda") or (device == "auto" and nvidia_gpu_visible()):
+        return CUDA_BATCH_SIZE
+    return CPU_BATCH_SIZE
+
+
 OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("model", "NAME[,NAME]", "Models to test, by registry name (built-in or "
                "[tool.xsafety.models.NAME]); comma-separated. Turns the plugin on."),
@@ -63,9 +81,11 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "if present)."),
     OptionSpec("max-new-tokens", "N", f"Tokens generated per response, 1 to {MAX_NEW_TOKENS} "
                "(default: the model entry's max_new_tokens)."),
-    OptionSpec("batch-size", "N", "Prompts per generate() call (halved and retried on a backend "
-               "error such as out of memory). Batches are planned over the "
-               "whole model x strategy group, whatever is selected.", "32"),
+    OptionSpec("batch-size", "N", f"Prompts per generate() call (default: {CPU_BATCH_SIZE} on "
+               f"a CPU, {CUDA_BATCH_SIZE} where an NVIDIA GPU is visible; halved and retried on "
+               "a backend error such as out of memory, and after an out-of-memory error the "
+               "group's later batches are halved up front). Batches are planned over the "
+               "whole model x strategy group, whatever is selected."),
     OptionSpec("dtype", "DTYPE", f"Override every model's dtype ({', '.join(DTYPES)})."),
     OptionSpec("backend", "NAME", "Run every selected model with this backend instead of its "
                f"entry's ({', '.join(BACKENDS)})."),
@@ -193,7 +213,7 @@ def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyCon
         judge_model=judge_model,
         thresholds=Path(thresholds).expanduser() if thresholds else None,
         max_new_tokens=_int(get("max-new-tokens"), "--xsafety-max-new-tokens", 1, MAX_NEW_TOKENS),
-        batch_size=_int(get("batch-size"), "--xsafety-batch-size", 1) or 32,
+        batch_size=_int(get("batch-size"), "--xsafety-batch-size", 1) or default_batch_size(device),
         dtype=dtype,
         device=device,
         seed=_int(get("seed"), "--xsafety-seed", 0) or 0,

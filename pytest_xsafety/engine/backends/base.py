@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,3 +67,11 @@ def require(backend: str, *modules: str, extra: str, note: str = "") -> list[Any
             f"the {backend!r} backend needs {' and '.join(modules)}{note} "
             f"({exc.name} is missing): pip install 'pytest-xsafety[{extra}]'"
         ) from exc
+
+
+def chat_template_sha256(template: str | Mapping[str, str] | None) -> str:
+    """sha256 of the chat template a tokenizer renders with. Some tokenizers (Command
+    R+) hold several named templates; chat uses the one named ``default``."""
+    if template is not None and not isinstance(template, str):
+        template = template.get("default") or json.dumps(dict(template), sort_keys=True)
+    return hashlib.sha256((template or "").encode()).hexdigest()

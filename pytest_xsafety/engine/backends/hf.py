@@ -8,7 +8,6 @@ greedy, a fresh GenerationConfig so a model repo's sampling defaults never apply
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -18,7 +17,13 @@ from typing import Any
 
 from pytest_xsafety.core.records import Conversation, Generation
 from pytest_xsafety.core.text import sha256_file
-from pytest_xsafety.engine.backends.base import BackendError, Runtime, StepFn, require
+from pytest_xsafety.engine.backends.base import (
+    BackendError,
+    Runtime,
+    StepFn,
+    chat_template_sha256,
+    require,
+)
 from pytest_xsafety.engine.backends.weights import conversion_dir, find_gguf, gguf_digest
 from pytest_xsafety.setup.models import GGUFSource, ModelSpec
 
@@ -76,6 +81,65 @@ def pick_device(torch: Any, runtime: Runtime) -> str:
     return device
 
 
+def stop_ids(tokenizer: Any, configured: int | list[int] | None) -> list[int]:
+    """Token ids that end an answer: the repo's configured EOS, the tokenizer's EOS and
+    the token the chat template closes an assistant turn with.
+
+    Repos do not always list the turn-closing token: Gemma-7b-it's generation config
+    names ``<eos>`` only, while the model ends its turns with ``<end_of_turn>``; without
+    it generation runs on into an invented next turn until the token limit.
+    """
+    ids = [configured] if isinstance(configured, int) else list(configured or [])
+    if tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+    closing = turn_end_token(tokenizer)
+    if closing is not None:
+        ids.append(tokenizer.convert_tokens_to_ids(closing))
+    return list(dict.fromkeys(ids))
+
+
+_ANSWER = "xsafety-probe-answer"
+
+
+def turn_end_token(tokenizer: Any) -> str | None:
+    """The special token the chat template writes right after an assistant's text."""
+    try:
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "hi"}, {"role": "assistant", "content": _ANSWER}],
+            tokenize=False,
+        )
+    except Exception:  # no template, or one that rejects the probe: configured EOS only
+        return None
+    tail = str(text).partition(_ANSWER)[2].lstrip()
+    specials = sorted(tokenizer.all_special_tokens, key=len, reverse=True)
+    return next((t for t in specials if tail.startswith(t)), None)
+
+
+def check_system_turn(tokenizer: Any, model: str) -> None:
+    """Fail at load time when the template rejects or silently drops a system turn.
+
+    Gemma's and Mistral's templates raise on one; Phi-3-mini's first template dropped
+    it, so a system-prompt strategy would quietly test nothing.
+    """
+    if tokenizer.chat_template is None:
+        return  # rendering will fail with transformers' own message
+    probe = "xsafety-probe-system"
+    messages = [{"role": "system", "content": probe}, {"role": "user", "content": "hi"}]
+    fix = f"set system_role = false under [tool.xsafety.models.{model}]"
+    try:
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    except Exception as exc:
+        raise BackendError(
+            f"model {model!r}: its chat template rejects a system turn ({exc}); {fix}, "
+            "so that system text is folded into the first user turn"
+        ) from exc
+    if probe not in str(text):
+        raise BackendError(
+            f"model {model!r}: its chat template silently drops system turns; {fix}, "
+            "so that system text is folded into the first user turn"
+        )
+
+
 def step_counter(torch: Any, transformers: Any, prompt_len: int, eos: Any, on_step: Any) -> Any:
     """A stopping criterion that never stops: it reports each decoding step and the
     tokens generated so far (sequences that reached EOS stop counting)."""
@@ -128,10 +192,12 @@ class HFBackend:
         if spec.chat_template:
             self.tokenizer.chat_template = spec.chat_template
         self.tokenizer.padding_side = "left"  # decoder-only: pad on the left
-        if self.tokenizer.pad_token_id is None:
+        if self.tokenizer.pad_token_id is None:  # Llama-2, Mistral: no pad token
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        if spec.system_role:
+            check_system_turn(self.tokenizer, spec.name)
         gen = self.model.generation_config
-        self.eos = gen.eos_token_id if gen.eos_token_id is not None else self.tokenizer.eos_token_id
+        self.eos = stop_ids(self.tokenizer, gen.eos_token_id)
         self.make_config = transformers.GenerationConfig
         self.decoding = {
             "do_sample": False,
@@ -140,6 +206,10 @@ class HFBackend:
             "bos_token_id": gen.bos_token_id,
             "pad_token_id": self.tokenizer.pad_token_id,
         }
+        # generate() fills every setting a passed config leaves unset from the model's
+        # own generation_config (a repo's repetition_penalty, top_k, ...): replace it,
+        # so only the pinned decoding applies.
+        self.model.generation_config = transformers.GenerationConfig(**self.decoding)
         self.seed = runtime.seed
         self._describe = {
             "backend": "hf",
@@ -148,9 +218,8 @@ class HFBackend:
             "weights": self.weights,
             "torch": torch.__version__,
             "transformers": transformers.__version__,
-            "chat_template_sha256": hashlib.sha256(
-                (self.tokenizer.chat_template or "").encode()
-            ).hexdigest(),
+            "chat_template_sha256": chat_template_sha256(self.tokenizer.chat_template),
+            "stop_tokens": ",".join(self.tokenizer.convert_ids_to_tokens(self.eos)),
         }
 
     @staticmethod
@@ -219,7 +288,7 @@ class HFBackend:
             torch.cuda.empty_cache()
             raise
         new = out[:, enc["input_ids"].shape[1] :].tolist()
-        eos = set(self.eos if isinstance(self.eos, list) else [self.eos])
+        eos = set(self.eos)
         results = []
         for ids in new:
             n = next((i for i, t in enumerate(ids) if t in eos), None)

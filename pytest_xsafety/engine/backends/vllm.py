@@ -12,13 +12,17 @@ template (or the entry's ``chat_template``) and schedules the batch itself.
 from __future__ import annotations
 
 import gc
-import hashlib
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pytest_xsafety.core.records import Conversation, Generation
-from pytest_xsafety.engine.backends.base import BackendError, Runtime, require
+from pytest_xsafety.engine.backends.base import (
+    BackendError,
+    Runtime,
+    chat_template_sha256,
+    require,
+)
 from pytest_xsafety.setup.models import ModelSpec
 
 
@@ -58,7 +62,7 @@ class VLLMBackend:
             raise BackendError(f"model {spec.name!r}: vllm cannot load {pin} ({exc})") from exc
         template = spec.chat_template
         if template is None:
-            template = getattr(self.llm.get_tokenizer(), "chat_template", None) or ""
+            template = getattr(self.llm.get_tokenizer(), "chat_template", None)
         self._describe = {
             "backend": "vllm",
             "device": _device(),
@@ -68,7 +72,7 @@ class VLLMBackend:
             "tensor_parallel_size": str(self.tensor_parallel_size),
             "temperature": "0",
             "seed": str(runtime.seed),
-            "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest(),
+            "chat_template_sha256": chat_template_sha256(template),
             **{k: str(v) for k, v in extra.items()},
         }
 

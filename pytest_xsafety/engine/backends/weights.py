@@ -12,8 +12,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from pytest_xsafety.core.text import sha256_file
-from pytest_xsafety.engine.backends.base import BackendError, Runtime
-from pytest_xsafety.setup.models import GGUFSource, ModelSpec, public_options
+from pytest_xsafety.engine.backends.base import BackendError, Runtime, chat_template_sha256
+from pytest_xsafety.setup.models import GGUFSource, ModelSpec, nvidia_gpu_visible, public_options
 
 
 def find_gguf(source: GGUFSource) -> Path:
@@ -82,9 +82,7 @@ def pins(spec: ModelSpec, runtime: Runtime) -> dict[str, str]:
         "dtype": runtime.dtype or spec.dtype,
         "device": resolve_device(runtime.device) if spec.backend in ("hf", "vllm") else "",
         "system_role": str(spec.system_role),
-        "chat_template_override_sha256": hashlib.sha256(
-            (spec.chat_template or "").encode()
-        ).hexdigest(),
+        "chat_template_override_sha256": chat_template_sha256(spec.chat_template),
         "trust_remote_code": str(spec.trust_remote_code),
         "options": json.dumps(public_options(spec.options), sort_keys=True),
     }
@@ -102,7 +100,7 @@ def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` or ``cpu``; torch is imported only where a GPU may exist."""
     if device != "auto":
         return device
-    if not (Path("/proc/driver/nvidia").exists() or Path("/dev/nvidia0").exists()):
+    if not nvidia_gpu_visible():
         return "cpu"
     try:
         import torch
