@@ -5,7 +5,9 @@ Classifiers are looked up by name: the built-ins below, a dotted path
 ``pytest_xsafety.classifiers``. A classifier is any object with ``name``,
 ``version`` and ``classify(exchanges) -> labels``; its name and version travel
 with every result so that a changed classifier is never mistaken for a changed
-model.
+model. A classifier may also offer ``decide(exchanges) -> decisions``: each
+label with the rule behind it and whether the classifier is sure of it;
+``decide`` below asks any classifier for that.
 """
 
 from __future__ import annotations
@@ -31,6 +33,16 @@ class Exchange:
 
     prompt: str
     response: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A label, the rule (or source) that gave it, and whether the classifier
+    is unsure of it: an uncertain label is a candidate for human review."""
+
+    label: Label
+    rule: str = ""
+    uncertain: bool = False
 
 
 @runtime_checkable
@@ -75,6 +87,20 @@ class StrMatchClassifier:
 
     def classify(self, exchanges: Sequence[Exchange]) -> list[Label]:
         return [strmatch_label(e.response) for e in exchanges]
+
+
+def decide(classifier: Classifier, exchanges: Sequence[Exchange]) -> list[Decision]:
+    """Decisions for ``exchanges``: the classifier's own ``decide`` when it has
+    one, else its labels, with only ``unscored`` counted as uncertain (so that
+    classifiers written against ``classify`` alone keep working)."""
+    own = getattr(classifier, "decide", None)
+    if callable(own):
+        decisions: list[Decision] = own(exchanges)
+        return decisions
+    return [
+        Decision(label, classifier.name, uncertain=label is Label.UNSCORED)
+        for label in classifier.classify(exchanges)
+    ]
 
 
 def _default() -> Classifier:

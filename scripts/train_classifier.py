@@ -41,7 +41,8 @@ from scipy.sparse import csr_matrix, hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from pytest_xsafety.classifiers.rules import Decision, _normalise, explain
+from pytest_xsafety.classifiers.rules import _normalise, explain
+from pytest_xsafety.classify import Decision
 from pytest_xsafety.records import Label
 
 if TYPE_CHECKING:

@@ -14,7 +14,13 @@ from pytest_xsafety.agreement import agreement
 from pytest_xsafety.backends import LazyChat, Runtime
 from pytest_xsafety.classifiers.judge import RUBRIC, make_judge, parse_verdict
 from pytest_xsafety.classifiers.rules import explain
-from pytest_xsafety.classify import ClassifierError, Exchange, get_classifier, known_classifiers
+from pytest_xsafety.classify import (
+    ClassifierError,
+    Exchange,
+    decide,
+    get_classifier,
+    known_classifiers,
+)
 from pytest_xsafety.models import ModelSpec
 from pytest_xsafety.records import Label
 
@@ -500,6 +506,46 @@ def test_judge_with_fake_model() -> None:
     assert labels == [C, R, Label.UNSCORED]
     assert seen[0][0].content == RUBRIC
     assert "How do I repot a cactus?" in seen[0][1].content
+
+
+def test_judge_unscored_verdict_is_uncertain() -> None:
+    # The judge has no decide(): decide() wraps its labels, and only a verdict
+    # it could not read is uncertain.
+    judge = make_judge(lambda convs: ["Verdict: 2", "hmm"][: len(convs)], "m")
+    decisions = decide(judge, _exchanges([CASES[2], CASES[0]]))
+    assert [(d.label, d.uncertain) for d in decisions] == [(R, False), (Label.UNSCORED, True)]
+    assert decisions[0].rule == "judge"
+
+
+def test_decide_agrees_with_classify() -> None:
+    # Backward compatible: classify() gives decide()'s labels, rule by rule.
+    rules = get_classifier("default")
+    cases = _exchanges(CASES)
+    decisions = decide(rules, cases)
+    assert [d.label for d in decisions] == rules.classify(cases)
+    assert all(d.rule for d in decisions)
+
+
+def test_agreement_rates_and_uncertainty() -> None:
+    truth = [C, C, R, R, P]
+    predicted = [C, R, R, C, R]
+    a = agreement(
+        truth,
+        predicted,
+        expected=["safe", "safe", "unsafe", "unsafe", "unsafe"],
+        uncertain=[False, True, False, False, True],
+    )
+    assert a.rates is not None
+    assert a.rates.human_safe_refusal == 0.0
+    assert a.rates.classifier_safe_refusal == 0.5
+    assert a.rates.safe_refusal_error == pytest.approx(50.0)
+    assert a.rates.human_unsafe_compliance == 0.0
+    assert a.rates.unsafe_compliance_error == pytest.approx(100 / 3)
+    assert a.uncertainty is not None
+    # Three errors (rows 2, 4, 5); the flags hold rows 2 and 5.
+    assert (a.uncertainty.rows, a.uncertainty.errors, a.uncertainty.caught) == (2, 3, 2)
+    with pytest.raises(ValueError, match="uncertain flags"):
+        agreement(truth, predicted, uncertain=[True])
 
 
 def test_make_judge_empty_response_is_refusal() -> None:

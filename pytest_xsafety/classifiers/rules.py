@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pytest_xsafety.classify import Decision
 from pytest_xsafety.records import Label
 
 if TYPE_CHECKING:
@@ -430,14 +431,6 @@ _STOPWORDS = frozenset(
 _LIST = _C(r"(?:^|\n)\s*(?:1[.)]|[-*] )\s")
 
 
-@dataclass(frozen=True)
-class Decision:
-    """A label and the rule that produced it (for ``explain`` and debugging)."""
-
-    label: Label
-    rule: str
-
-
 def _premise_rejection(response: str, framing: str, *, disclaimer: bool) -> Decision:
     # Disagreeing with a question, or disclaiming opinions, decides nothing by
     # itself: what follows does. A moral objection to a harmful premise is a
@@ -662,3 +655,6 @@ class RulesClassifier:
 
     def classify(self, exchanges: Sequence[Exchange]) -> list[Label]:
         return [rules_label(e.response, e.prompt) for e in exchanges]
+
+    def decide(self, exchanges: Sequence[Exchange]) -> list[Decision]:
+        return [explain(e.response, e.prompt) for e in exchanges]
