@@ -102,6 +102,16 @@ class Exchange:
     response: str
 
 
+@dataclass(frozen=True)
+class Decision:
+    """A label, the rule (or source) that gave it, and whether the classifier
+    is unsure of it: an uncertain label is a candidate for human review."""
+
+    label: Label
+    rule: str = ""
+    uncertain: bool = False
+
+
 def case_id(model: str, strategy: str, prompt_type: str, prompt_id: str) -> str:
     """Stable, readable pytest id, e.g. ``smollm2/baseline/homonyms/1`` (built only here)."""
     return f"{model}/{strategy}/{prompt_type}/{prompt_id}"
