@@ -19,6 +19,7 @@ from pytest_xsafety.reporting.terminal import (
     pct,
     study_table,
     summary_table,
+    uncertain_line,
 )
 
 STUDY_TITLE = "strategies against baseline (arXiv 2405.05418, both sides)"
@@ -84,6 +85,8 @@ def _response_notes(report: Report) -> list[Line]:
         notes.append(f"{truncated} response(s) cut at the token limit")
     if notes:
         out.append(Line("responses: " + "; ".join(notes)))
+    if (uncertain := uncertain_line(records)) is not None:
+        out.append(Line(uncertain))
     return out
 
 
