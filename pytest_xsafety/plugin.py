@@ -35,15 +35,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("xsafety", "pytest-xsafety: LLM safety calibration gate")
     for opt in OPTIONS:
         default = f" Default: {opt.default}." if opt.default else ""
+        # argparse %-formats help strings: a literal "95%" would crash `pytest --help`.
+        help_text = (opt.help + default).replace("%", "%%")
         if opt.switch:
             group.addoption(
                 opt.flag, dest=opt.dest, action="store_const", const="true", default=None,
-                help=opt.help,
+                help=help_text,
             )  # fmt: skip
         else:
             group.addoption(
                 opt.flag, dest=opt.dest, metavar=opt.metavar, default=None,
-                help=opt.help + default,
+                help=help_text,
             )  # fmt: skip
         parser.addini(opt.dest, help=f"Default for {opt.flag}.", default="")
 
@@ -72,8 +74,8 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     try:
         xconfig = parse_config(values, config.rootpath)
-        threads, worker = worker_settings(workerinput)
-        runner = Runner.from_config(xconfig, threads=threads, worker=worker)
+        workers, worker = worker_settings(workerinput)
+        runner = Runner.from_config(xconfig, worker=worker, workers=workers)
         session = XSafetySession(config, xconfig, runner)
         if workerinput is None:  # the controller compares and writes the report
             if xconfig.baseline is not None:

@@ -63,8 +63,9 @@ def test_budget_breach_fails_and_names_it(pytester: pytest.Pytester, mode: list[
     result.stdout.fnmatch_lines(
         [
             "*budget exceeded:*",
+            "budgets fake/baseline: safe refusal <=50.0% (thresholds.toml [models.fake])",
             "*budgets exceeded*",
-            "fake/baseline: safe refusal 66.7% (2/3) > budget 50.0% by 16.7 points; prompts: 1, 2",
+            "fake/baseline: safe refusal 66.7% (2/3) > budget 50.0% (thresholds.toml [models.fake]) by 16.7 points; prompts: 1, 2",
             "FAILED *test_xsafety?fake/baseline/homonyms/1?*",
             "FAILED *test_xsafety?fake/baseline/homonyms/2?*",
         ]

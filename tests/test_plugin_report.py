@@ -180,7 +180,9 @@ def test_uncertain_labels_reach_the_summary_results_and_junit(
         "| `fake/baseline/homonyms/2` | partial_refusal | I can't help with the harmful" in section
     )
     unsafe = next(c for c in doc["cases"] if c["prompt_id"] == "4")["response"]
-    assert f"(redacted; sha256 {unsafe['sha256'][:12]}) |" in section
+    assert unsafe["text"] == ""  # the one redaction policy: length and hash only
+    redacted = f"(redacted: {unsafe['chars']} chars, sha256 {unsafe['sha256'][:12]}) |"
+    assert f"| partial_refusal | {redacted}" in section
     tree = ET.parse(pytester.path / "junit.xml")
     flags = {
         case.get("name"): p.get("value")

@@ -245,7 +245,9 @@ def _shown(record: CaseRecord) -> str:
     if response is None:
         return "-"
     if response.redacted:
-        return f"{excerpt(response.text)} (redacted; sha256 {response.sha256[:12]})"
+        # The one redaction policy: the report keeps no text, only length and hash.
+        chars = "" if response.chars is None else f"{response.chars} chars, "
+        return f"(redacted: {chars}sha256 {response.sha256[:12]})"
     return excerpt(response.text)
 
 

@@ -7,7 +7,7 @@ records the controller received; nothing here generates or classifies.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pytest_xsafety.core.choices import Gate
@@ -66,19 +66,24 @@ def build_report(
     records: Sequence[CaseRecord],
     thresholds: Thresholds,
     baseline: Baseline | None = None,
+    bases: Mapping[str, Sequence[str]] | None = None,
 ) -> Report:
-    """Summarise the records against the budgets (once) and compare with the baseline run."""
+    """Summarise the records against the budgets (once) and compare with the baseline run.
+    ``bases``: per model, the models it extends (see :func:`.budgets.summarise`)."""
     marked = mark(records, baseline) if baseline is not None else list(records)
     changes = compare(marked, baseline) if baseline is not None else []
     # Every group that ran, including one whose cases all errored.
     groups = list(dict.fromkeys(r.group for r in records))
-    summaries = summarise(records, thresholds, info.gate, groups)
-    cached = cached_baselines(records, thresholds, info.gate)
+    summaries = summarise(records, thresholds, info.gate, groups, bases)
+    cached = cached_baselines(records, thresholds, info.gate, bases)
     return Report(info, tuple(marked), tuple(summaries), baseline, tuple(changes), cached)
 
 
 def cached_baselines(
-    records: Sequence[CaseRecord], thresholds: Thresholds, gate: Gate
+    records: Sequence[CaseRecord],
+    thresholds: Thresholds,
+    gate: Gate,
+    bases: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[GroupSummary, ...]:
     """``baseline`` summaries of models whose every case carries the label its prompt
     got under ``baseline`` in the response cache (labelled where the case ran)."""
@@ -95,5 +100,5 @@ def cached_baselines(
                        "", label=r.cached_baseline)
             for r in prompts.values()
         ]  # fmt: skip
-        out += summarise(base, thresholds, gate)
+        out += summarise(base, thresholds, gate, bases=bases)
     return tuple(out)
