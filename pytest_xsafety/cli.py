@@ -15,8 +15,12 @@ from typing import TYPE_CHECKING
 
 from pytest_xsafety.core.records import Exchange, Label
 from pytest_xsafety.engine.backends import Runtime
-from pytest_xsafety.engine.classify.agreement import agreement, format_agreement
-from pytest_xsafety.engine.classify.registry import ClassifierError, make_classifier
+from pytest_xsafety.engine.classify.agreement import (
+    agreement,
+    expectation_of_type,
+    format_agreement,
+)
+from pytest_xsafety.engine.classify.registry import ClassifierError, decide, make_classifier
 from pytest_xsafety.setup.models import RegistryError
 from pytest_xsafety.setup.options import default_cache_dir
 from pytest_xsafety.setup.plan import resolve_judge
@@ -38,7 +42,9 @@ pytest-xsafety's command line (the test run itself is `pytest --xsafety-model NA
                                exit status for a later CI step
 """
 LABEL_COLUMN = "xsafety_label"
+UNCERTAIN_COLUMN = "xsafety_uncertain"
 TRUTH_COLUMN = "final_label"
+TYPE_COLUMN = "type"
 
 
 class CliError(Exception):
@@ -53,7 +59,10 @@ def _parser() -> argparse.ArgumentParser:
         "classify",
         help="label responses in a CSV with XSTest's three classes",
         description="Read columns 'prompt' and 'completion', write them back with "
-        f"'{LABEL_COLUMN}'. With a '{TRUTH_COLUMN}' column, also report agreement.",
+        f"'{LABEL_COLUMN}' and '{UNCERTAIN_COLUMN}' (1 where the classifier is unsure). "
+        f"With a '{TRUTH_COLUMN}' column, also report agreement and how many errors the "
+        f"uncertain labels hold; with '{TYPE_COLUMN}' too (XSTest's prompt types), the "
+        "safe-refusal and unsafe-compliance rates by the humans and by the classifier.",
     )
     classify.add_argument("input", type=Path, help="CSV with 'prompt' and 'completion' columns")
     classify.add_argument(
@@ -160,9 +169,12 @@ def _label(frame: pd.DataFrame, classifier: Classifier, path: Path, out: Path | 
         for p, c in zip(frame["prompt"], frame["completion"], strict=True)
     ]
     start = time.perf_counter()
-    labels = classifier.classify(exchanges)
+    decisions = decide(classifier, exchanges)
     elapsed = time.perf_counter() - start
+    labels = [d.label for d in decisions]
+    uncertain = [d.uncertain for d in decisions]
     frame[LABEL_COLUMN] = [label.xstest for label in labels]
+    frame[UNCERTAIN_COLUMN] = [int(u) for u in uncertain]
     output = out or Path(path.with_suffix(".labelled.csv").name)
     try:
         frame.to_csv(output, index=False)
@@ -175,13 +187,17 @@ def _label(frame: pd.DataFrame, classifier: Classifier, path: Path, out: Path | 
     unscored = sum(label is Label.UNSCORED for label in labels)
     if unscored:
         print(f"warning: {unscored} rows could not be scored ({Label.UNSCORED.xstest})")
+    print(f"uncertain: {sum(uncertain)} rows ({UNCERTAIN_COLUMN} = 1), candidates for review")
     if TRUTH_COLUMN in frame.columns:
         try:
             truth = [Label.parse(v) for v in frame[TRUTH_COLUMN]]
         except ValueError as exc:
             raise CliError(f"{path}: column {TRUTH_COLUMN!r}: {exc}") from exc
+        expected = None
+        if TYPE_COLUMN in frame.columns:
+            expected = [expectation_of_type(t) for t in frame[TYPE_COLUMN]]
         print()
-        print(format_agreement(agreement(truth, labels)))
+        print(format_agreement(agreement(truth, labels, expected=expected, uncertain=uncertain)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

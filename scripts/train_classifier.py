@@ -8,7 +8,7 @@ on XSTest's labelled completions, and measures it honestly:
 * fit on all three, score the hand-written sets A and B (``tests/data``) and,
   with ``--blind``, set C, which no classifier design is to be chosen from.
 
-Rows: ``rules-4`` (the ``default`` classifier), the learned model alone and the
+Rows: the rules (the ``default`` classifier), the learned model alone and the
 hybrid chosen on LOSO before set C was scored (``HYBRID``). ``--grid`` prints
 LOSO and A/B for every hybrid design that was tried, the evidence for that
 choice. ``--out FILE.json`` writes the model fitted on all three sets as
@@ -41,8 +41,8 @@ from scipy.sparse import csr_matrix, hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from pytest_xsafety.core.records import Label
-from pytest_xsafety.engine.classify.rules import Decision, _normalise, explain
+from pytest_xsafety.core.records import Decision, Label
+from pytest_xsafety.engine.classify.rules import _normalise, explain
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -182,7 +182,7 @@ class Design:
 
 
 TABLE = (
-    Design("rules-4 (default)", "rules"),
+    Design("rules (default)", "rules"),
     Design("learned alone", "learned"),
     Design(f"hybrid {HYBRID[0]} {HYBRID[1]}", *HYBRID),
 )

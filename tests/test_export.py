@@ -13,8 +13,11 @@ import pytest
 from matplotlib.image import imread
 
 from pytest_xsafety.cli import main
+from pytest_xsafety.core.records import CaseRecord
 from pytest_xsafety.reporting.compare import BaselineError, load_baseline
 from pytest_xsafety.reporting.files import FILES, SCHEMA_FILE, write_report
+from pytest_xsafety.reporting.summary import summary_lines
+from pytest_xsafety.reporting.wire import decode, encode
 from tests.helpers import ANSWER, C, make_report, result_set
 
 
@@ -242,3 +245,56 @@ def test_verdict_command_fails_on_breaches_errors_and_flips(
     # A report directory is read through its results.json.
     assert main(["verdict", str(tmp_path / "clean")]) == 0
     assert main(["verdict", str(written)]) == 1
+
+
+def uncertain_set() -> list[CaseRecord]:
+    """The fixed set with three uncertain labels: two on baseline (one of them an
+    answer to an unsafe prompt, so redacted), one on helpful; errors stay None."""
+    unsure = {("baseline", "5"), ("baseline", "11"), ("helpful", "3")}
+    return [
+        r if r.label is None else replace(r, uncertain=(r.strategy, r.prompt_id) in unsure)
+        for r in result_set()
+    ]
+
+
+def test_uncertain_flags_survive_the_wire_codec() -> None:
+    for r in uncertain_set():
+        assert decode(dict(encode(r))) == r
+    # A report from before the flag: no property, no flag.
+    old = dict(p for p in encode(result_set()[0]) if p[0] != "xsafety_uncertain")
+    assert decode(old) == result_set()[0]
+
+
+def test_uncertain_labels_are_counted_per_group_and_listed_redacted(tmp_path: Path) -> None:
+    report = make_report(uncertain_set())
+    lines = [line.text for line in summary_lines(report)]
+    counts = "uncertain labels (candidates for review): m/baseline 2 of 20, m/helpful 1 of 20"
+    assert counts in lines  # the errored case has no label, so no flag
+    write_report(report, tmp_path / "out")
+    doc = load(tmp_path / "out")
+    jsonschema.validate(doc, json.loads(SCHEMA_FILE.read_text()))
+    flagged = [c["case_id"] for c in doc["cases"] if c["uncertain"]]
+    assert flagged == [
+        "m/baseline/homonyms/5", "m/baseline/contrast_homonyms/11", "m/helpful/homonyms/3",
+    ]  # fmt: skip
+    assert [c["uncertain"] for c in doc["cases"]].count(None) == 1
+    md = (tmp_path / "out" / "summary.md").read_text()
+    section = md.split("### Uncertain labels")[1].split("###")[0]
+    assert f"{counts}." in section
+    assert "| `m/baseline/homonyms/5` | partial_refusal | I can't help with that. |" in section
+    unsafe = next(r for r in report.records if r.prompt_id == "11" and r.strategy == "baseline")
+    assert unsafe.response is not None
+    assert unsafe.response.redacted
+    assert unsafe.response.text == ""
+    sha, chars = unsafe.response.sha256[:12], unsafe.response.chars
+    assert chars == len("I can't help with that.")
+    assert f"| full_refusal | (redacted: {chars} chars, sha256 {sha}) |" in section
+    assert section.count("| `m/") == 3
+    with (tmp_path / "out" / "results.csv").open() as f:
+        assert sum(row["uncertain"] == "True" for row in csv.DictReader(f)) == 3
+
+
+def test_no_uncertain_section_without_flags(written: Path) -> None:
+    assert "### Uncertain labels" not in (written / "summary.md").read_text()
+    report = make_report(result_set())
+    assert not any("uncertain" in line.text for line in summary_lines(report))

@@ -117,3 +117,38 @@ def test_cached_baseline_is_read_from_the_cache_and_never_generated(tmp_path: Pa
     again, _ = make_runner(tmp_path, refuse="frozen laptop")
     assert again.cached_baseline("fake", again.cases()) is None  # baseline runs itself
     again.close()
+
+
+def test_labels_carry_the_classifiers_uncertain_flag(tmp_path: Path) -> None:
+    # The fake's partial reply ("I can't help with the harmful part ..., but ...")
+    # is a refusal next to an answer: the rules label it partial and unsure.
+    runner, _ = make_runner(tmp_path, partial="frozen laptop")
+    cases = runner.cases()
+    records = [runner.verdict(c, cases).record() for c in cases]
+    assert [(r.prompt_id, r.label, r.uncertain) for r in records[:2]] == [
+        ("1", Label.PARTIAL_REFUSAL, True), ("2", Label.FULL_COMPLIANCE, False),
+    ]  # fmt: skip
+    assert sum(bool(r.uncertain) for r in records) == 1
+    runner.close()
+
+
+def test_an_interactive_answer_at_once_keeps_its_first_turn_flag(tmp_path: Path) -> None:
+    # An answer that only asks back is compliance the rules are unsure of; the
+    # interactive strategy labels it once, on the first turn, and keeps the flag.
+    runner, log = make_runner(
+        tmp_path, strategy="interactive", answer_text="Sure. What kind of device is it?"
+    )
+    cases = runner.cases()
+    results = [runner.verdict(c, cases).result for c in cases]
+    assert {(r.label, r.uncertain, len(r.responses)) for r in results} == {
+        (Label.FULL_COMPLIANCE, True, 1)
+    }
+    assert len(generated(log)) == 6  # no second turn: nothing was refused
+    runner.close()
+
+
+def test_a_failed_case_has_no_uncertain_flag(tmp_path: Path) -> None:
+    runner, _ = make_runner(tmp_path, fail=".")
+    cases = runner.cases()
+    assert runner.verdict(cases[0], cases).record().uncertain is None
+    runner.close()

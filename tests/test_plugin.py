@@ -153,6 +153,7 @@ def test_judge_classifier_end_to_end(pytester: pytest.Pytester, mode: list[str])
     result.stdout.fnmatch_lines(
         [
             "xsafety: strategies baseline; classifier judge==judge-rubric-1+judge; *",
+            "uncertain labels (candidates for review): fake/baseline 1 of 6",
             "fake/baseline: 1 case(s) unscored",
             "XFAIL*fake/baseline/homonyms/2*unscored: the classifier could not label*",
         ]

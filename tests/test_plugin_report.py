@@ -157,6 +157,43 @@ def test_xsafety(xsafety_case: CaseCheck, request) -> None:
     assert "- 1 label flip(s) against the snapshots" in md
 
 
+def test_uncertain_labels_reach_the_summary_results_and_junit(
+    pytester: pytest.Pytester, mode: list[str]
+) -> None:
+    # The fake's partial reply (a refusal, then an answer) is a label the rules
+    # flag as uncertain: once on a safe prompt (2), once on an unsafe one (4).
+    log = setup(pytester, refuse="stolen")
+    pytester.makefile(
+        ".toml",
+        pyproject=f'[tool.xsafety.models.fake]\nbackend = "fake"\n'
+        f'options = {{ refuse = "stolen", partial = "garlic|poison", log = "{log}" }}\n',
+    )
+    result = run(pytester, mode, "--xsafety-report", "out", "--junitxml", "junit.xml")
+    result.assert_outcomes(passed=4, xfailed=2)
+    result.stdout.fnmatch_lines(["uncertain labels (candidates for review): fake/baseline 2 of 6"])
+    doc = results(pytester.path / "out")
+    jsonschema.validate(doc, json.loads(SCHEMA_FILE.read_text()))
+    assert [c["prompt_id"] for c in doc["cases"] if c["uncertain"]] == ["2", "4"]
+    md = (pytester.path / "out" / "summary.md").read_text()
+    section = md.split("### Uncertain labels")[1].split("###")[0]
+    assert (
+        "| `fake/baseline/homonyms/2` | partial_refusal | I can't help with the harmful" in section
+    )
+    unsafe = next(c for c in doc["cases"] if c["prompt_id"] == "4")["response"]
+    assert unsafe["text"] == ""  # the one redaction policy: length and hash only
+    redacted = f"(redacted: {unsafe['chars']} chars, sha256 {unsafe['sha256'][:12]}) |"
+    assert f"| partial_refusal | {redacted}" in section
+    tree = ET.parse(pytester.path / "junit.xml")
+    flags = {
+        case.get("name"): p.get("value")
+        for case in tree.iter("testcase")
+        for p in case.iter("property")
+        if p.get("name") == "xsafety_uncertain"
+    }
+    assert flags["test_xsafety[fake/baseline/homonyms/2]"] == "true"
+    assert flags["test_xsafety[fake/baseline/homonyms/1]"] == "false"
+
+
 def test_unsafe_responses_in_full_on_request(pytester: pytest.Pytester) -> None:
     setup(pytester, refuse="laptop")
     run(pytester, [], "--xsafety-report", "out", "--xsafety-report-unsafe", "full")

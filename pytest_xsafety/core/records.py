@@ -102,6 +102,16 @@ class Exchange:
     response: str
 
 
+@dataclass(frozen=True)
+class Decision:
+    """A label, the rule (or source) that gave it, and whether the classifier
+    is unsure of it: an uncertain label is a candidate for human review."""
+
+    label: Label
+    rule: str = ""
+    uncertain: bool = False
+
+
 def case_id(model: str, strategy: str, prompt_type: str, prompt_id: str) -> str:
     """Stable, readable pytest id, e.g. ``smollm2/baseline/homonyms/1`` (built only here)."""
     return f"{model}/{strategy}/{prompt_type}/{prompt_id}"
@@ -164,7 +174,8 @@ class CaseRecord:
     ``snapshot_changed`` names what drifted. ``baseline``: same, flipped or new
     against ``--xsafety-baseline``, else None. ``cached_baseline``: the label of
     the same prompt under the ``baseline`` strategy from the response cache, when
-    that strategy did not run.
+    that strategy did not run. ``uncertain``: the classifier was unsure of
+    ``label`` (a candidate for review); None when generation failed.
     """
 
     model: str
@@ -187,6 +198,7 @@ class CaseRecord:
     baseline: str | None = None
     baseline_label: str | None = None
     cached_baseline: Label | None = None
+    uncertain: bool | None = None
 
     @property
     def case_id(self) -> str:
@@ -216,8 +228,9 @@ class CaseResult:
     ``conversation`` is what the model was last sent (for interactive cases: the
     first turn, its answer and the follow-up); ``responses`` holds every turn's
     answer, the last being the labelled one. ``first_label`` is the first
-    answer's label when a second turn was sent. ``error`` is set, and nothing
-    else is meaningful, when generation failed.
+    answer's label when a second turn was sent. ``uncertain``: the classifier
+    was unsure of ``label``. ``error`` is set, and nothing else is meaningful,
+    when generation failed.
     """
 
     case: Case
@@ -228,6 +241,7 @@ class CaseResult:
     classifier_version: str
     first_label: Label | None = None
     error: str | None = None
+    uncertain: bool = False
 
     @property
     def generation(self) -> Generation:
@@ -253,6 +267,7 @@ class CaseResult:
             label=self.label,
             turns=len(self.responses),
             first_label=self.first_label,
+            uncertain=self.uncertain,
             truncated=g.truncated,
             empty=not g.text.strip(),
         )

@@ -21,6 +21,7 @@ from pytest_xsafety.core.records import (
     CaseRecord,
     CaseResult,
     Conversation,
+    Decision,
     Exchange,
     Generation,
     Label,
@@ -46,7 +47,7 @@ from pytest_xsafety.engine.batching import (
 )
 from pytest_xsafety.engine.budgets import GroupSummary, summarise
 from pytest_xsafety.engine.cache import ResponseCache, request_key
-from pytest_xsafety.engine.classify.registry import Classifier, make_classifier
+from pytest_xsafety.engine.classify.registry import Classifier, decide, make_classifier
 from pytest_xsafety.engine.progress import Say, Ticker, duration
 from pytest_xsafety.engine.verdicts import CaseVerdict, judge_group
 from pytest_xsafety.setup.options import XSafetyConfig
@@ -268,12 +269,13 @@ class Runner:
         )
         return Request(key, conversation, id_order(case.prompt.id))
 
-    def _labels(self, pairs: Sequence[tuple[Case, Generation]]) -> list[Label]:
-        return self.classifier.classify([Exchange(c.prompt.text, g.text) for c, g in pairs])
+    def _decisions(self, pairs: Sequence[tuple[Case, Generation]]) -> list[Decision]:
+        """Labels with the classifier's uncertain flags (candidates for review)."""
+        return decide(self.classifier, [Exchange(c.prompt.text, g.text) for c, g in pairs])
 
     def _second_turns(
         self, members: Sequence[Case], first: dict[str, Request], batches: list[list[Request]]
-    ) -> tuple[dict[str, Request], dict[str, Label]]:
+    ) -> tuple[dict[str, Request], dict[str, Decision]]:
         """Interactive strategies: label the first answers and send a follow-up after
         each refusal. Planned per first-turn batch, so that which cases share a
         batch never depends on what pytest selected."""
@@ -281,7 +283,7 @@ class Runner:
         strategy = self.plan.strategies[strategy_name]
         by_key = {first[c.case_id].key: c for c in members}
         second: dict[str, Request] = {}
-        first_labels: dict[str, Label] = {}
+        first_labels: dict[str, Decision] = {}
         turn2: list[list[Request]] = []
         for batch in batches:
             answered = [
@@ -289,11 +291,11 @@ class Runner:
                 for r in batch
                 if isinstance(g := self._done.get(r.key), Generation)
             ]
-            labels = self._labels([(c, g) for c, _, g in answered])
+            decisions = self._decisions([(c, g) for c, _, g in answered])
             follow = []
-            for (c, r, g), lbl in zip(answered, labels, strict=True):
-                first_labels[c.case_id] = lbl
-                if lbl.is_refusal:
+            for (c, r, g), d in zip(answered, decisions, strict=True):
+                first_labels[c.case_id] = d
+                if d.label.is_refusal:
                     conv = strategy.follow_up(c.prompt.text, r.conversation, g.text)
                     second[c.case_id] = self._request(c, conv)
                     follow.append(second[c.case_id])
@@ -303,7 +305,7 @@ class Runner:
         return second, first_labels
 
     def _result(
-        self, case: Case, turns: list[Request], first_label: Label | None
+        self, case: Case, turns: list[Request], first: Decision | None
     ) -> tuple[CaseResult, Generation | None]:
         """The case's result, and its final answer when it still needs a label."""
         name, version = self.classifier.name, self.classifier.version
@@ -317,15 +319,16 @@ class Runner:
             return result, None
         responses = tuple(g for g in got if isinstance(g, Generation))
         # An interactive case answered at once was already labelled (a judge is costly).
-        known = first_label if len(turns) == 1 else None
+        known = first if len(turns) == 1 else None
         result = CaseResult(
             case,
             turns[-1].conversation,
             responses,
-            known or Label.UNSCORED,
+            Label.UNSCORED if known is None else known.label,
             name,
             version,
-            first_label=first_label if len(turns) > 1 else None,
+            first_label=first.label if first is not None and len(turns) > 1 else None,
+            uncertain=known is not None and known.uncertain,
         )
         return result, None if known is not None else responses[-1]
 
@@ -339,7 +342,7 @@ class Runner:
         batches = [list(b) for b in select_batches(plan, needed, ())]
         self._generate(model, f"{model}/{strategy_name}", batches)
         second: dict[str, Request] = {}
-        first_labels: dict[str, Label] = {}
+        first_labels: dict[str, Decision] = {}
         if self.plan.strategies[strategy_name].interactive:
             second, first_labels = self._second_turns(members, first, batches)
 
@@ -351,9 +354,9 @@ class Runner:
             if unlabelled is not None:
                 to_label.append((len(results), c, unlabelled))
             results.append(result)
-        labels = self._labels([(c, g) for _, c, g in to_label])
-        for (i, _, _), lbl in zip(to_label, labels, strict=True):
-            results[i] = replace(results[i], label=lbl)
+        decisions = self._decisions([(c, g) for _, c, g in to_label])
+        for (i, _, _), d in zip(to_label, decisions, strict=True):
+            results[i] = replace(results[i], label=d.label, uncertain=d.uncertain)
         return results
 
     def verdict(self, case: Case, selected: Sequence[Case]) -> CaseVerdict:
@@ -389,8 +392,8 @@ class Runner:
         got = cache.get_many(keys)
         if not prompts or len(got) < len(set(keys)):
             return None
-        labels = self._labels([(c, got[k]) for c, k in zip(cases, keys, strict=True)])
-        found = {p.id: label for p, label in zip(prompts, labels, strict=True)}
+        decisions = self._decisions([(c, got[k]) for c, k in zip(cases, keys, strict=True)])
+        found = {p.id: d.label for p, d in zip(prompts, decisions, strict=True)}
         self._cached_baselines[model] = found
         return found
 

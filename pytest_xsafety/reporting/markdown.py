@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from pytest_xsafety.core.choices import METRIC_KEYS
 from pytest_xsafety.core.stats import wilson
+from pytest_xsafety.core.text import excerpt
 from pytest_xsafety.reporting.tables import types_frame
 from pytest_xsafety.reporting.terminal import (
     ci,
@@ -21,6 +22,7 @@ from pytest_xsafety.reporting.terminal import (
     over_budget_within_interval,
     pct,
     study_cells,
+    uncertain_line,
 )
 
 if TYPE_CHECKING:
@@ -220,6 +222,35 @@ def snapshot_section(report: Report) -> list[str]:
     return lines
 
 
+def uncertain_section(report: Report) -> list[str]:
+    """The labels the classifier was unsure of, to check in the pull request.
+    Responses as the report keeps them: unsafe prompts' answers redacted unless
+    ``--xsafety-report-unsafe full``."""
+    counts = uncertain_line(report.records)
+    unsure = [r for r in report.records if r.uncertain]
+    if counts is None or not unsure:
+        return []
+    rows: list[tuple[str, ...]] = [("case", "label", "response")]
+    rows += [
+        (f"`{r.case_id}`", r.label.value if r.label else "?", _shown(r))
+        for r in unsure[:MAX_LISTED]
+    ]
+    more = len(unsure) - MAX_LISTED
+    tail = ["", f"And {more} more (all in results.json, `uncertain`)."] if more > 0 else []
+    return ["### Uncertain labels", "", f"{counts}.", "", *md_table(rows), *tail]
+
+
+def _shown(record: CaseRecord) -> str:
+    response = record.response
+    if response is None:
+        return "-"
+    if response.redacted:
+        # The one redaction policy: the report keeps no text, only length and hash.
+        chars = "" if response.chars is None else f"{response.chars} chars, "
+        return f"(redacted: {chars}sha256 {response.sha256[:12]})"
+    return excerpt(response.text)
+
+
 def run_section(report: Report) -> list[str]:
     info = report.info
     known = f" ({info.suite_known_as})" if info.suite_known_as else ""
@@ -265,6 +296,7 @@ def summary_markdown(report: Report) -> str:
         types_section(report),
         baseline_section(report),
         snapshot_section(report),
+        uncertain_section(report),
         run_section(report),
         ["---", "", CREDIT, ""],
     ]

@@ -20,6 +20,7 @@ from pytest_xsafety.reporting.terminal import (
     pct,
     study_table,
     summary_table,
+    uncertain_line,
 )
 
 STUDY_TITLE = "strategies against baseline (arXiv 2405.05418, both sides)"
@@ -85,6 +86,8 @@ def _response_notes(report: Report) -> list[Line]:
         notes.append(f"{truncated} response(s) cut at the token limit")
     if notes:
         out.append(Line("responses: " + "; ".join(notes)))
+    if (uncertain := uncertain_line(records)) is not None:
+        out.append(Line(uncertain))
     return out
 
 

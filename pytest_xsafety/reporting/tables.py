@@ -27,6 +27,7 @@ def case_json(r: CaseRecord) -> dict[str, Any]:
         "expected": r.expected,
         "classifier": r.classifier,
         "label": None if r.label is None else r.label.value,
+        "uncertain": r.uncertain,
         "verdict": r.verdict,
         "turns": r.turns,
         "first_label": None if r.first_label is None else r.first_label.value,

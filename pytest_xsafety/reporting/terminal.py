@@ -114,6 +114,23 @@ def error_lines(records: Sequence[CaseRecord]) -> list[str]:
     return lines
 
 
+def uncertain_line(records: Sequence[CaseRecord]) -> str | None:
+    """``uncertain labels (candidates for review): m/s 3 of 36, ...``: per model x
+    strategy, the labels the classifier was unsure of, of those it gave; None when
+    no record says (generation failed everywhere, or a report from before the flag)."""
+    counts: dict[str, list[int]] = {}
+    for r in records:
+        if r.uncertain is None:
+            continue
+        tally = counts.setdefault(f"{r.model}/{r.strategy}", [0, 0])
+        tally[0] += r.uncertain
+        tally[1] += 1
+    if not counts:
+        return None
+    groups = ", ".join(f"{g} {n} of {total}" for g, (n, total) in counts.items())
+    return f"uncertain labels (candidates for review): {groups}"
+
+
 def group_limit(summary: GroupSummary, metric: str) -> str:
     for c in summary.checks:
         if c.metric == metric and c.scope is None and c.limit is not None:

@@ -38,6 +38,7 @@ def encode(r: CaseRecord) -> list[tuple[str, str]]:
         ("truncated", r.truncated),
         ("empty", r.empty),
         ("first_label", r.first_label),
+        ("uncertain", r.uncertain),
         ("cached_baseline", r.cached_baseline),
     ]
     out = [(PROP + name, _text(value)) for name, value in values if value is not None]
@@ -103,6 +104,7 @@ def decode(props: Mapping[str, Any]) -> CaseRecord | None:
         snapshot_old_label=get("snapshot_old_label"),
         snapshot_changed=tuple(filter(None, (get("snapshot_changed") or "").split(","))),
         cached_baseline=_label(get("cached_baseline")),
+        uncertain=_bool(get("uncertain")),
     )
     if get("response") is not None:
         chars = get("response_chars")

@@ -5,7 +5,9 @@ Classifiers are looked up by name: the built-ins below, a dotted path
 ``pytest_xsafety.classifiers``. A classifier is any object with ``name``,
 ``version`` and ``classify(exchanges) -> labels``; its name and version travel
 with every result so that a changed classifier is never mistaken for a changed
-model.
+model. A classifier may also offer ``decide(exchanges) -> decisions``: each
+label with the rule behind it and whether the classifier is sure of it;
+``decide`` below asks any classifier for that.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from pytest_xsafety.core.records import Exchange, Label
+from pytest_xsafety.core.records import Decision, Exchange, Label
 from pytest_xsafety.core.text import UsageError
 from pytest_xsafety.engine.backends import LazyChat, Runtime
 from pytest_xsafety.setup.models import ModelSpec
@@ -70,6 +72,20 @@ class StrMatchClassifier:
 
     def classify(self, exchanges: Sequence[Exchange]) -> list[Label]:
         return [strmatch_label(e.response) for e in exchanges]
+
+
+def decide(classifier: Classifier, exchanges: Sequence[Exchange]) -> list[Decision]:
+    """Decisions for ``exchanges``: the classifier's own ``decide`` when it has
+    one, else its labels, with only ``unscored`` counted as uncertain (so that
+    classifiers written against ``classify`` alone keep working)."""
+    own = getattr(classifier, "decide", None)
+    if callable(own):
+        decisions: list[Decision] = own(exchanges)
+        return decisions
+    return [
+        Decision(label, classifier.name, uncertain=label is Label.UNSCORED)
+        for label in classifier.classify(exchanges)
+    ]
 
 
 def _default() -> Classifier:
