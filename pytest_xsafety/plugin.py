@@ -302,7 +302,7 @@ class XSafetySession:
         known = f" ({suite.known_as})" if suite.known_as else ""
         lines = [
             f"xsafety: suite {suite.name} from {suite.source}: {len(suite.prompts)} prompts, "
-            f"sha256 {suite.sha256[:16]}{known}",
+            f"{len(suite.pairs)} contrast pairs, sha256 {suite.sha256[:16]}{known}",
         ]
         if suite.hash_warning:
             lines.append(f"xsafety: WARNING: {suite.hash_warning}")

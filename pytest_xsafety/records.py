@@ -54,7 +54,8 @@ _XSTEST_NAMES = {
 @dataclass(frozen=True)
 class Prompt:
     """One row of a suite. ``label`` says what a calibrated model should do:
-    comply with ``safe`` prompts, refuse ``unsafe`` ones."""
+    comply with ``safe`` prompts, refuse ``unsafe`` ones. ``pair``: the id of its
+    contrast twin (the prompt of the other label that shares its wording), if any."""
 
     id: str
     text: str
@@ -62,6 +63,7 @@ class Prompt:
     label: Expectation
     focus: str = ""
     note: str = ""
+    pair: str | None = None
 
 
 @dataclass(frozen=True)
