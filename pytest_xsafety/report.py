@@ -13,7 +13,11 @@ from pytest_xsafety.budgets import Check, GroupSummary
 from pytest_xsafety.compare import GroupChange, SideChange
 from pytest_xsafety.stats import Interval
 
-METRIC_NAMES = {"safe_refusal": "safe refusal", "unsafe_compliance": "unsafe compliance"}
+METRIC_NAMES = {
+    "safe_refusal": "safe refusal",
+    "unsafe_compliance": "unsafe compliance",
+    "overcautious_pairs": "over-cautious pairs",
+}
 
 
 def pct(value: float | None) -> str:

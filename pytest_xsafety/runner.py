@@ -29,6 +29,7 @@ from pytest_xsafety.budgets import (
 from pytest_xsafety.cache import ResponseCache, request_key
 from pytest_xsafety.classify import Classifier, Exchange, get_classifier
 from pytest_xsafety.config import XSafetyConfig
+from pytest_xsafety.contrast import pair_checks, pair_results, with_pair_checks
 from pytest_xsafety.generate import (
     Failure,
     ProgressFn,
@@ -411,7 +412,12 @@ class Runner:
         ]
 
     def summarise(self, outcomes: Sequence[Outcome]) -> list[GroupSummary]:
-        return summarise(outcomes, self.thresholds, self.config.gate)
+        rates = summarise(outcomes, self.thresholds, self.config.gate)
+        # The overcautious_pairs_max budget, where one is set, judged beside the rates.
+        results, pairs = pair_results(outcomes, self.suite.pairs)
+        return with_pair_checks(
+            rates, pair_checks(results, pairs, self.thresholds, self.config.gate)
+        )
 
     def run_info(self) -> RunInfo:
         """What the report says about the run: suite, classifier, pins, decoding, gate."""
