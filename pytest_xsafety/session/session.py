@@ -125,9 +125,11 @@ class XSafetySession:
             )
             if not keep and session.exitstatus == 0:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED  # as syrupy does
+        plan = self.runner.plan
         self.report = build_report(
-            self.runner.run_info(), self.run_records(), self.runner.plan.thresholds, self.baseline
-        )
+            self.runner.run_info(), self.run_records(), plan.thresholds, self.baseline,
+            plan.suite.prompts,
+        )  # fmt: skip
         if self.xconfig.report is not None:
             try:
                 self.report_files = write_report(self.report, self.xconfig.report)
@@ -208,7 +210,7 @@ def run_header(runner: Runner) -> list[str]:
     known = f" ({suite.known_as})" if suite.known_as else ""
     lines = [
         f"xsafety: suite {suite.name} from {suite.source}: {len(suite.prompts)} prompts, "
-        f"sha256 {suite.sha256[:16]}{known}",
+        f"{len(suite.pairs)} contrast pairs, sha256 {suite.sha256[:16]}{known}",
     ]
     if suite.hash_warning:
         lines.append(f"xsafety: WARNING: {suite.hash_warning}")
