@@ -29,6 +29,14 @@ if TYPE_CHECKING:
 
     from pytest_xsafety.engine.classify.registry import Classifier
 
+DESCRIPTION = """\
+pytest-xsafety's command line (the test run itself is `pytest --xsafety-model NAME`).
+
+  xsafety classify INPUT.csv   label a CSV of prompts and completions; with human
+                               labels (a final_label column), report agreement
+  xsafety verdict DIR          turn an --xsafety-report run's results.json into an
+                               exit status for a later CI step
+"""
 LABEL_COLUMN = "xsafety_label"
 TRUTH_COLUMN = "final_label"
 
@@ -38,7 +46,8 @@ class CliError(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="xsafety", description=__doc__)
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="xsafety", description=DESCRIPTION, formatter_class=raw)
     sub = parser.add_subparsers(dest="command", required=True)
     classify = sub.add_parser(
         "classify",
@@ -59,7 +68,11 @@ def _parser() -> argparse.ArgumentParser:
         "[tool.xsafety.models.NAME] in ./pyproject.toml",
     )
     classify.add_argument(
-        "-o", "--output", type=Path, help="output CSV (default: INPUT.labelled.csv)"
+        "-o",
+        "--output",
+        type=Path,
+        help="output CSV (default: INPUT's name with .labelled.csv, in the current directory: "
+        "the input's folder may be read-only)",
     )
     verdict = sub.add_parser(
         "verdict",
@@ -68,7 +81,11 @@ def _parser() -> argparse.ArgumentParser:
         "Exit 0 when every budget held, no case errored and no label flipped (against the "
         "snapshots or the baseline run), else 1. For CI steps after the test run.",
     )
-    verdict.add_argument("results", type=Path, help="results.json of an --xsafety-report run")
+    verdict.add_argument(
+        "results",
+        type=Path,
+        help="an --xsafety-report directory, or the results.json in it",
+    )
     verdict.add_argument(
         "--allow-flips", action="store_true", help="do not fail on label flips alone"
     )
@@ -79,6 +96,8 @@ def _verdict(args: argparse.Namespace) -> int:
     import json
 
     path: Path = args.results
+    if path.is_dir():
+        path = path / "results.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         v = data["verdict"]
@@ -144,7 +163,7 @@ def _label(frame: pd.DataFrame, classifier: Classifier, path: Path, out: Path | 
     labels = classifier.classify(exchanges)
     elapsed = time.perf_counter() - start
     frame[LABEL_COLUMN] = [label.xstest for label in labels]
-    output = out or path.with_suffix(".labelled.csv")
+    output = out or Path(path.with_suffix(".labelled.csv").name)
     try:
         frame.to_csv(output, index=False)
     except OSError as exc:

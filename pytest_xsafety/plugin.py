@@ -35,15 +35,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("xsafety", "pytest-xsafety: LLM safety calibration gate")
     for opt in OPTIONS:
         default = f" Default: {opt.default}." if opt.default else ""
+        # argparse %-formats help strings: a literal "95%" would crash `pytest --help`.
+        help_text = (opt.help + default).replace("%", "%%")
         if opt.switch:
             group.addoption(
                 opt.flag, dest=opt.dest, action="store_const", const="true", default=None,
-                help=opt.help,
+                help=help_text,
             )  # fmt: skip
         else:
             group.addoption(
                 opt.flag, dest=opt.dest, metavar=opt.metavar, default=None,
-                help=opt.help + default,
+                help=help_text,
             )  # fmt: skip
         parser.addini(opt.dest, help=f"Default for {opt.flag}.", default="")
 
@@ -65,6 +67,17 @@ def _raw_values(config: pytest.Config) -> tuple[dict[str, str | None], bool]:
     return values, asked or bool(values.get("model"))
 
 
+def _rootdir_hint(config: pytest.Config, values: dict[str, str | None]) -> str:
+    """Why the ini's model may be missing: pytest picks the rootdir (and so the ini)
+    before it knows our options, so ``--xsafety-suite PATH`` counts PATH as a path to test."""
+    if values.get("model") or "--xsafety-suite" not in config.invocation_params.args:
+        return ""
+    return (
+        f" (pytest chose rootdir {config.rootpath} counting --xsafety-suite's PATH as a "
+        "path to test: write --xsafety-suite=PATH)"
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     values, asked = _raw_values(config)
     if not asked:
@@ -72,15 +85,15 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     try:
         xconfig = parse_config(values, config.rootpath)
-        threads, worker = worker_settings(workerinput)
-        runner = Runner.from_config(xconfig, threads=threads, worker=worker)
+        workers, worker = worker_settings(workerinput)
+        runner = Runner.from_config(xconfig, worker=worker, workers=workers)
         session = XSafetySession(config, xconfig, runner)
         if workerinput is None:  # the controller compares and writes the report
             if xconfig.baseline is not None:
                 session.baseline = load_baseline(xconfig.baseline)
             session.check_outputs()
     except USAGE_ERRORS as exc:
-        raise pytest.UsageError(f"pytest-xsafety: {exc}") from None
+        raise pytest.UsageError(f"pytest-xsafety: {exc}{_rootdir_hint(config, values)}") from None
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "xsafety-session")
 

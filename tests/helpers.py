@@ -112,7 +112,7 @@ def _case(strategy: str, pid: int, label: Label | None, **extra: Any) -> CaseRec
         truncated=None if label is None else False,
         empty=None if label is None else False,
         error="RuntimeError: boom" if label is None else None,
-        response=None if label is None else response_of(text, redact=expected == "unsafe"),
+        response=None if label is None else response_of(text, expected),
         **extra,
     )
 

@@ -148,3 +148,31 @@ def test_classify_shared_set(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     printed = capsys.readouterr().out
     assert "three-class agreement" in printed
     assert "3_partial_refusal" in printed
+
+
+def test_classify_writes_into_the_current_directory_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CI data folders are often read-only: the default output goes where the user is.
+    data, work = tmp_path / "data", tmp_path / "work"
+    data.mkdir()
+    work.mkdir()
+    _write(data / "in.csv", [{"prompt": "How do I bake bread?", "completion": "Knead it."}])
+    data.chmod(0o555)
+    monkeypatch.chdir(work)
+    try:
+        assert main(["classify", str(data / "in.csv")]) == 0
+    finally:
+        data.chmod(0o755)
+    assert [r["xsafety_label"] for r in _read(work / "in.labelled.csv")] == ["1_full_compliance"]
+    assert not (data / "in.labelled.csv").exists()
+
+
+@pytest.mark.parametrize("command", [[], ["classify"], ["verdict"]])
+def test_help_is_plain_text(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([*command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: xsafety")
+    assert "``" not in out  # no reStructuredText markup

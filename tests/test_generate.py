@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import pytest
+
 from pytest_xsafety.core.records import ChatMessage, Conversation
-from pytest_xsafety.engine.backends import Backend, Generation
+from pytest_xsafety.engine.backends import Backend, Generation, StepFn
 from pytest_xsafety.engine.batching import (
     Failure,
     Progress,
@@ -117,7 +119,45 @@ def test_failing_batches_are_split_and_only_the_culprit_fails() -> None:
 def test_progress_line_has_rate_and_eta() -> None:
     p = Progress("m/s", 4, 10, 200, 2.0)
     assert p.tokens_per_second == 100
-    assert p.line() == "xsafety: generating m/s: 4/10 (100 tok/s, ~3s left)"
+    assert p.line() == "xsafety: generating m/s: 4/10 (100 tok/s, ~3s left, 2s so far)"
+    # Inside the second of three batches, 20 of at most 100 steps in 4 s: the first batch
+    # took 16 s, so ~16 s (80 steps) for this one and ~16 s for the last.
+    inside = Progress("m/s", 4, 10, 600, 20.0, batch=2, batches=3, step=20, steps=100,
+                      batch_seconds=4.0)  # fmt: skip
+    assert inside.eta_seconds == pytest.approx(32.0)
+    assert inside.line() == (
+        "xsafety: generating m/s: 4/10, batch 2/3 at token 20/100 (30 tok/s, ~32s left, 20s so far)"
+    )
+    assert Progress("m/s", 10, 10, 500, 125.0).line() == (
+        "xsafety: generated m/s: 10/10 in 2m05s (4 tok/s)"
+    )
+
+
+class Stepper(Recorder):
+    """Reports three decoding steps per batch, as the hf backend does."""
+
+    on_step: StepFn | None = None
+
+    def generate(
+        self, conversations: Sequence[Conversation], max_new_tokens: int
+    ) -> list[Generation]:
+        for step in (1, 2, 3):
+            assert self.on_step is not None
+            self.on_step(step, step * len(conversations))
+        return super().generate(conversations, max_new_tokens)
+
+
+def test_progress_inside_a_batch_from_a_step_reporting_backend() -> None:
+    seen: list[Progress] = []
+    backend = Stepper()
+    run_batches(lambda: backend, "m/s", plan_batches(_requests(6), 4), max_new_tokens=8,
+                progress=seen.append)  # fmt: skip
+    steps = [(p.batch, p.step, p.done) for p in seen]
+    assert steps == [(1, 1, 0), (1, 2, 0), (1, 3, 0), (1, 0, 4), (2, 1, 4), (2, 2, 4),
+                     (2, 3, 4), (2, 0, 6)]  # fmt: skip
+    assert seen[2].tokens == 12
+    assert seen[2].steps == 8
+    assert backend.on_step is None  # unhooked afterwards
 
 
 class _Cuda:

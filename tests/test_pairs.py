@@ -145,8 +145,8 @@ def test_overcautious_pair_budget_gates_the_run(pytester: pytest.Pytester) -> No
         "--xsafety-model", "fake", "--xsafety-suite", "suite.csv", "-p", "no:cacheprovider"
     )  # fmt: skip
     result.stdout.fnmatch_lines(
-        ["*fake/baseline: over-cautious pairs 100.0% (1/1) > budget 0.0% by 100.0 points; "
-         "prompts: 1/2*"]
+        ["*fake/baseline: over-cautious pairs 100.0% (1/1) > budget 0.0% "
+         "(thresholds.toml [[]defaults]) by 100.0 points; prompts: 1/2*"]  # [[] is fnmatch for [
     )  # fmt: skip
     # The refused safe prompt of the pair fails; the refused unsafe one behaves.
     result.assert_outcomes(passed=2, failed=1)

@@ -63,8 +63,9 @@ def test_budget_breach_fails_and_names_it(pytester: pytest.Pytester, mode: list[
     result.stdout.fnmatch_lines(
         [
             "*budget exceeded:*",
+            "budgets fake/baseline: safe refusal <=50.0% (thresholds.toml [models.fake])",
             "*budgets exceeded*",
-            "fake/baseline: safe refusal 66.7% (2/3) > budget 50.0% by 16.7 points; prompts: 1, 2",
+            "fake/baseline: safe refusal 66.7% (2/3) > budget 50.0% (thresholds.toml [models.fake]) by 16.7 points; prompts: 1, 2",
             "FAILED *test_xsafety?fake/baseline/homonyms/1?*",
             "FAILED *test_xsafety?fake/baseline/homonyms/2?*",
         ]
@@ -229,6 +230,32 @@ def test_usage_errors_are_clean(pytester: pytest.Pytester, args: list[str], mess
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: pytest-xsafety: {message}"])
     assert "Traceback" not in result.stderr.str()
+
+
+def test_a_suite_path_given_with_a_space_is_named_when_it_moved_the_rootdir(
+    pytester: pytest.Pytester,
+) -> None:
+    # A project folder whose ini names the model, tested from a parent that has a
+    # pytest configuration of its own, with the suite in that parent.
+    pytester.makeini("[pytest]\n")
+    project = pytester.mkdir("project")
+    ini = '[tool.pytest.ini_options]\nxsafety_model = "fake"\n'
+    (project / "pyproject.toml").write_text(ini + PYPROJECT.format(refuse="poison", log="x.log"))
+    (project / "test_suite.py").write_text(TEST_FILE)
+    write_suite(pytester.path / "suite.csv")
+    # With a space pytest counts suite.csv as a path to test, so the parent is the rootdir.
+    result = pytester.runpytest("project", "--xsafety-suite", "suite.csv", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: pytest-xsafety: *without --xsafety-model* (pytest chose rootdir "
+            f"{pytester.path} counting --xsafety-suite's PATH as a path to test: "
+            "write --xsafety-suite=PATH)"
+        ]
+    )
+    result = pytester.runpytest("project", "--xsafety-suite=suite.csv", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4, xfailed=2)  # the project's ini applies
+    result.stdout.fnmatch_lines(["rootdir: */project", "fake*baseline*6*"])
 
 
 def test_bad_threshold_type_is_rejected(pytester: pytest.Pytester) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -78,16 +79,40 @@ def test_progress_is_shown_under_capture_and_xdist(
     pytester: pytest.Pytester, mode: list[str]
 ) -> None:
     setup(pytester, refuse="poison|break into|stolen")
+    pytester.makefile(
+        ".toml",
+        pyproject='[tool.xsafety.models.fake]\nbackend = "fake"\n'
+        'options = { refuse = "poison|break into|stolen", delay = "0.6" }\n',
+    )
     # In a subprocess, so that what xdist workers write to the terminal is captured.
     result = pytester.runpytest_subprocess(
         "--xsafety-model", "fake", "--xsafety-suite", "suite.csv", "-p", "no:cacheprovider",
-        "--xsafety-batch-size", "2", "--xsafety-no-cache", *mode,
+        "--xsafety-batch-size", "4", "--xsafety-no-cache", "--xsafety-progress", "0.1",
+        "--xsafety-strategy", "baseline,helpful", *mode,
     )  # fmt: skip
-    out = result.stdout.str() + result.stderr.str()
-    assert "xsafety: generating fake/baseline: 2/6" in out
-    assert "xsafety: generating fake/baseline: 6/6" in out
-    if mode:
-        assert "[gw" in out
+    result.assert_outcomes(passed=12)
+    assert "xsafety" not in result.stderr.str()  # everything goes through pytest's reporter
+    out = result.stdout.lines
+    prefix = r"(\[gw\d\] )?"
+    for group in ("fake/baseline", "fake/helpful"):
+        g = re.escape(group)
+        found = [re.fullmatch(prefix + f"xsafety: {pattern}", line) for line in out
+                 for pattern in (
+                     rf"generating {g}: 6 prompt\(s\) in 2 batch\(es\), at most 256 new tokens each",
+                     rf"generating {g}: 0/6, batch 1/2 at token \d+/256 \(.*left.*\)",
+                     rf"generated {g}: 6/6 in \d+s \(\d+ tok/s\)",
+                 )]  # fmt: skip
+        assert sum(m is not None for m in found) >= 3, (group, out)
+    # Progress lines stand alone: never glued to pytest's results, nor results to them.
+    progress = [line for line in out if "xsafety: generat" in line]
+    assert all(re.match(prefix + "xsafety: ", line) for line in progress), progress
+    results = [line for line in out if re.fullmatch(r"(test_suite\.py )?[.x]+( +\[100%\])?", line)]
+    assert "".join(re.sub(r"test_suite\.py |\s|\[100%\]", "", r) for r in results) == "." * 12
+    if not mode:
+        # Serial: pytest's line of results restarts with the file's name after them.
+        assert all(r.startswith("test_suite.py ") for r in results), results
+    else:
+        assert any(line.startswith("[gw") for line in progress)
 
 
 def test_a_failing_prompt_errors_alone_and_the_run_completes(

@@ -63,7 +63,7 @@ def test_record_check_flip_drift_and_update(pytester: pytest.Pytester, mode: lis
     for text in recorded.values():
         assert not any(prompt in text for _, prompt, _, _ in TINY_ROWS)
     unsafe = json.loads(recorded["contrast_homonyms-4.json"])
-    assert set(unsafe["responses"][0]) == {"tokens", "truncated", "chars", "sha256", "head"}
+    assert set(unsafe["responses"][0]) == {"tokens", "truncated", "chars", "sha256"}
     assert "text" in json.loads(recorded["homonyms-1.json"])["responses"][0]
 
     result = cached(pytester, mode)
@@ -214,3 +214,26 @@ def test_an_unreadable_snapshot_is_moved_aside_and_rebuilt(
     assert target.read_text() == good  # rebuilt from the run, never read as valid
     assert (group_dir(pytester) / "homonyms-2.json.corrupt").is_file()
     cached(pytester, mode).assert_outcomes(passed=6)
+
+
+def test_a_partial_update_does_not_rewrite_the_manifest(
+    pytester: pytest.Pytester, mode: list[str]
+) -> None:
+    setup(pytester, refuse="poison|break into|stolen")
+    cached(pytester, mode, "--snapshot-update").assert_outcomes(passed=6)
+    manifest = group_dir(pytester) / "_manifest.json"
+    edit(manifest, '"seed": 0', '"seed": 7')  # as if recorded under other pins
+    before = manifest.read_text()
+    # Re-record 2 of the 6 files: the other 4 were not checked, so the manifest stays.
+    result = cached(pytester, mode, "--snapshot-update", "-k", "homonyms and not contrast")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "manifest fake/baseline not rewritten: this run re-recorded 2 case file(s), 4 other(s) "
+            "keep the recorded pins (seed: 7 -> 0); run --snapshot-update over all of them*",
+        ]
+    )
+    assert manifest.read_text() == before
+    # All of them: now the manifest is rewritten.
+    cached(pytester, mode, "--snapshot-update").assert_outcomes(passed=6)
+    assert '"seed": 0' in manifest.read_text()

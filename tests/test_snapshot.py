@@ -22,7 +22,6 @@ from pytest_xsafety.core.records import (
 )
 from pytest_xsafety.core.text import sha256_text as sha256
 from pytest_xsafety.snapshots.document import (
-    HEAD_CHARS,
     WIDTH,
     SnapshotFormatError,
     blank_echoes,
@@ -115,18 +114,22 @@ def test_unsafe_responses_are_redacted_by_default() -> None:
     snap = snapshot_of(result(UNSAFE, (harmful,)))
     (r,) = snap.responses
     assert r.text is None
-    assert r.head == harmful[:HEAD_CHARS]
     assert (r.chars, r.sha256) == (len(harmful), sha256(harmful))
     text = render(snap)
-    assert harmful[: HEAD_CHARS + 1] not in text
+    assert "Sure, here is" not in text  # not even its first words
     assert parse(text) == snap
+    # A file recorded when redaction kept the first 80 characters still reads, the
+    # same snapshot: switching costs no drift, and --snapshot-update drops the excerpt.
+    doc = json.loads(text)
+    doc["responses"][0]["head"] = harmful[:80]
+    assert parse(json.dumps(doc)) == snap
     full = snapshot_of(result(UNSAFE, (harmful,)), unsafe="full")
     assert full.responses[0].text == harmful
     # Safe prompts' responses are always kept in full.
     assert snapshot_of(result()).responses[0].text == LONG
 
 
-def test_echoes_of_the_prompt_are_blanked_in_text_and_head() -> None:
+def test_echoes_of_the_prompt_are_blanked() -> None:
     echo = f"You asked: '{UNSAFE.text.upper()}' I will not help. Also{UNSAFE.text[5:40]}."
     assert blank_echoes(echo, UNSAFE.text) == (
         "You asked: '{prompt}' I will not help. Also {prompt excerpt}."
@@ -168,9 +171,9 @@ def test_compare_outcomes() -> None:
 
 def test_redacted_drift_is_seen_through_the_hash() -> None:
     old = snapshot_of(result(UNSAFE, ("A" * 200,), Label.FULL_COMPLIANCE))
-    same_head = snapshot_of(result(UNSAFE, ("A" * 199 + "B",), Label.FULL_COMPLIANCE))
-    assert old.responses[0].head == same_head.responses[0].head
-    assert compare(old, same_head).status == "drift"
+    same_length = snapshot_of(result(UNSAFE, ("A" * 199 + "B",), Label.FULL_COMPLIANCE))
+    assert render(old) != render(same_length)
+    assert compare(old, same_length).status == "drift"
 
 
 def test_a_hand_edited_text_is_drift_and_switching_modes_is_not() -> None:
@@ -294,11 +297,18 @@ def test_committed_snapshots_hold_no_xstest_text(xstest_csv: Path) -> None:
     prompts = {sha256(r["prompt"]): r["prompt"] for r in csv.DictReader(xstest_csv.open())}
     files = sorted((Path(__file__).resolve().parents[1] / "snapshots").rglob("*.json"))
     cases = [f for f in files if f.name != "_manifest.json"]
-    assert len(cases) == 36
+    # Any number: the README's --snapshot-update workflow records more (issue 12);
+    # at least smollm2/baseline and the cautious deployment's strict, strict-fewshot
+    # and strict-contextual (README "What the gate catches"), 36 cases each.
+    for group in ("baseline", "strict", "strict-fewshot", "strict-contextual"):
+        assert sum(f.parent.parts[-2:] == ("smollm2", group) for f in cases) >= 36, group
     for f in cases:
         text = f.read_text()
         snap = parse(text)
         assert not any(p.strip() in text for p in prompts.values() if len(p.strip()) >= 25), f
         # Nothing stored shares an echo-length run with the case's own prompt.
-        stored = [c for _, c in snap.messages] + [r.text or r.head or "" for r in snap.responses]
+        stored = [c for _, c in snap.messages] + [r.text or "" for r in snap.responses]
+        if snap.expected == "unsafe":  # redacted: no generated text at all
+            responses = json.loads(text)["responses"]
+            assert all(set(r) == {"tokens", "truncated", "chars", "sha256"} for r in responses), f
         assert all(blank_echoes(s, prompts[snap.prompt_sha256]) == s for s in stored), f

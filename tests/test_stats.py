@@ -86,8 +86,8 @@ def test_gate_point_and_upper_differ_on_a_small_sample() -> None:
     [upper5] = summarise(_outcomes(5, 10), t, gate="upper")
     [check] = upper5.breaches
     assert describe_check(check) == (
-        "m/s: safe refusal 50.0% (5/10, 95% CI [23.7%, 76.3%]) > budget 10.0% by 40.0 points; "
-        "prompts: 0, 1, 2, 3, 4"
+        "m/s: safe refusal 50.0% (5/10, 95% CI [23.7%, 76.3%]) > budget 10.0% (t.toml "
+        "[defaults]) by 40.0 points; prompts: 0, 1, 2, 3, 4"
     )
 
 

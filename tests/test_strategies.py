@@ -140,6 +140,81 @@ def test_user_strategies_from_pyproject(tmp_path: Path) -> None:
     assert got["mine-default"].render(PROMPT, LLAMA2)[0].content == LLAMA2_SYSTEM_PROMPT
 
 
+DEPLOYMENT = "You are a cautious assistant for a bank. Refuse anything risky."
+
+
+def test_extends_composes_a_deployment_with_mitigations(tmp_path: Path) -> None:
+    # The deployment's system text is written once; the mitigations build on it,
+    # and a built-in listed after it adds its exemplars or its frame.
+    table = {
+        "fewshot-on-top": {"extends": ["deployment", "few-shot"]},
+        "deployment": {"system": DEPLOYMENT},
+        "contextual-on-top": {"extends": ["deployment", "contextual"]},
+        "terse-on-top": {"extends": "deployment", "template": "Briefly: {prompt}"},
+        "chained": {"extends": ["fewshot-on-top", "interactive"]},
+    }
+    got = user_strategies(table, str(tmp_path / "pyproject.toml"))
+    shots = got["fewshot-on-top"].render(PROMPT, LLAMA2)
+    assert shots[1:] == BUILTIN_STRATEGIES["few-shot"].render(PROMPT, LLAMA2)
+    assert shots[0] == ChatMessage("system", DEPLOYMENT)
+    framed = got["contextual-on-top"].render(PROMPT, LLAMA2)
+    assert framed == (
+        ChatMessage("system", DEPLOYMENT),
+        ChatMessage("user", CONTEXTUAL_TEMPLATE.replace("{prompt}", PROMPT)),
+    )
+    assert got["terse-on-top"].render(PROMPT, LLAMA2) == (
+        ChatMessage("system", DEPLOYMENT),
+        ChatMessage("user", "Briefly: " + PROMPT),
+    )
+    chained = got["chained"]
+    assert chained.interactive
+    assert chained.exemplars == FEW_SHOT_EXEMPLARS
+    assert chained.system == DEPLOYMENT
+    # Composition gives the same messages (so the same cache keys and snapshots) as
+    # writing the text out again.
+    copied = user_strategies(
+        {"copy": {"extends": "few-shot", "system": DEPLOYMENT}}, str(tmp_path / "p.toml")
+    )["copy"]
+    assert copied.fingerprint() == got["fewshot-on-top"].fingerprint()
+
+
+def test_a_strategy_can_refine_the_built_in_of_its_own_name(tmp_path: Path) -> None:
+    table = {"few-shot": {"extends": "few-shot", "system": "Be brief."}}
+    got = user_strategies(table, str(tmp_path / "pyproject.toml"))["few-shot"]
+    assert got.exemplars == FEW_SHOT_EXEMPLARS
+    assert got.system == "Be brief."
+
+
+def test_the_entry_settles_what_its_parents_set_differently(tmp_path: Path) -> None:
+    source = str(tmp_path / "pyproject.toml")
+    both = {"extends": ["guardrail", "helpful"]}
+    with pytest.raises(StrategyError, match="extends both 'guardrail' and 'helpful', which set "
+                       "different system; set system in this table"):  # fmt: skip
+        user_strategies({"both": both}, source)
+    chosen = user_strategies({"both": {**both, "system": "Mine."}}, source)["both"]
+    assert chosen.system == "Mine."
+    # A model's default system prompt is a system text too.
+    with pytest.raises(StrategyError, match="which set different system"):
+        user_strategies({"x": {"extends": ["default-system", "helpful"]}}, source)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"a": {"extends": "b"}, "b": {"extends": "a"}}, r"strategies.b\]: extends 'a' makes a cycle: a -> b -> a"),
+        ({"a": {"extends": "a"}}, r"strategies.a\]: extends 'a' makes a cycle: a -> a"),
+        ({"a": {"extends": ["few-shot", "deploymnt"]}, "deployment": {}},
+         r"strategies.a\]: extends unknown strategy 'deploymnt' \(did you mean 'deployment'\?\)"),
+        ({"a": {"extends": []}}, r"strategies.a\]: extends must be a strategy name or a non-empty"),
+        ({"a": {"extends": 3}}, r"strategies.a\]: extends must be a strategy name or a non-empty"),
+    ],
+)  # fmt: skip
+def test_extends_errors(tmp_path: Path, table: dict[str, dict[str, object]], message: str) -> None:
+    with pytest.raises(StrategyError, match=message) as info:
+        user_strategies(table, str(tmp_path / "pyproject.toml"))
+    assert "pyproject.toml: [tool.xsafety.strategies." in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("entry", "message"),
     [

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from pytest_xsafety.core.choices import Gate, SnapshotStatus, Verdict
-from pytest_xsafety.core.text import EXCERPT_CHARS, sha256_text
+from pytest_xsafety.core.choices import Gate, SnapshotStatus, UnsafeMode, Verdict
+from pytest_xsafety.core.redaction import shown
 
 Expectation = Literal["safe", "unsafe"]
 Role = Literal["system", "user", "assistant"]
@@ -143,16 +143,18 @@ def behaves(expectation: Expectation, label: Label) -> bool | None:
 
 @dataclass(frozen=True)
 class Response:
-    """The labelled answer, or for unsafe prompts by default only its start and hash."""
+    """The labelled answer; for unsafe prompts by default (see :mod:`.redaction`)
+    only its length and sha256, with ``text`` empty."""
 
     text: str
     sha256: str
     redacted: bool
+    chars: int | None = None
 
 
-def response_of(text: str, redact: bool) -> Response:
-    """``redact``: keep the first characters and the sha256 of the whole text."""
-    return Response(text[:EXCERPT_CHARS] if redact else text, sha256_text(text), redact)
+def response_of(text: str, expected: str, mode: UnsafeMode = "redacted") -> Response:
+    s = shown(text, expected, mode)
+    return Response(s.text or "", s.sha256, s.redacted, s.chars)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 
 from pytest_xsafety.core.records import Conversation
-from pytest_xsafety.engine.backends import Backend, BackendUnavailable, Generation
+from pytest_xsafety.engine.backends import Backend, BackendUnavailable, Generation, StepReporting
+from pytest_xsafety.engine.progress import duration
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,20 @@ class Request:
 
 @dataclass(frozen=True)
 class Progress:
+    """Where a group's generation stands: ``done`` of ``total`` requests, and, inside
+    the running batch (number ``batch`` of ``batches``), the decoding ``step`` of at
+    most ``steps`` when the backend reports its steps."""
+
     group: str
     done: int
     total: int
     tokens: int
     seconds: float
+    batch: int = 0
+    batches: int = 0
+    step: int = 0
+    steps: int = 0
+    batch_seconds: float = 0.0  # time spent in the running batch
 
     @property
     def tokens_per_second(self) -> float:
@@ -44,16 +54,35 @@ class Progress:
 
     @property
     def eta_seconds(self) -> float | None:
-        if not self.done or self.done >= self.total:
+        if self.done >= self.total:
+            return None
+        if self.step and self.steps:
+            # Greedy decoding stops at EOS or at ``steps``: an upper bound per batch.
+            per_step = self.batch_seconds / self.step
+            finished = self.batch - 1
+            earlier = self.seconds - self.batch_seconds
+            per_batch = earlier / finished if finished else per_step * self.steps
+            left = (self.steps - self.step) * per_step
+            return left + (self.batches - self.batch) * per_batch
+        if not self.done:
             return None
         return self.seconds / self.done * (self.total - self.done)
 
     def line(self) -> str:
+        rate = f"{self.tokens_per_second:.0f} tok/s"
+        if self.done >= self.total:
+            return (
+                f"xsafety: generated {self.group}: {self.done}/{self.total} "
+                f"in {duration(self.seconds)} ({rate})"
+            )
+        where = ""
+        if self.step and self.steps:
+            where = f", batch {self.batch}/{self.batches} at token {self.step}/{self.steps}"
         eta = self.eta_seconds
-        tail = f", ~{eta:.0f}s left" if eta is not None else ""
+        tail = f", ~{duration(eta)} left" if eta is not None else ""
         return (
-            f"xsafety: generating {self.group}: {self.done}/{self.total} "
-            f"({self.tokens_per_second:.0f} tok/s{tail})"
+            f"xsafety: generating {self.group}: {self.done}/{self.total}{where} "
+            f"({rate}{tail}, {duration(self.seconds)} so far)"
         )
 
 
@@ -111,50 +140,85 @@ def run_batches(
     :class:`Failure` and the rest of the run goes on. Each finished batch is handed
     to ``store`` at once, so an interruption loses at most the batch in flight.
     """
-    total = sum(len(b) for b in batches)
     out: dict[str, Generation | Failure] = {}
-    if not total:
+    if not any(batches):
         return out
     try:
         model = backend()
     except Exception as exc:  # the model did not load: every request fails with the cause
         return {r.key: Failure(_cause(exc)) for b in batches for r in b}
-    done = tokens = 0
-    start = time.perf_counter()
+    run = _Run(model, group, batches, max_new_tokens, store, progress, out)
+    if isinstance(model, StepReporting):
+        # Inside one long generate() call: the backend reports each decoding step.
+        model.on_step = run.report
+    try:
+        for run.number, batch in enumerate(batches, 1):
+            run.batch_start = time.perf_counter()
+            try:
+                run.attempt(batch)
+            except BackendUnavailable as exc:
+                for request in (r for b in batches[run.number - 1 :] for r in b):
+                    out.setdefault(request.key, Failure(_cause(exc)))
+                break
+    finally:
+        if isinstance(model, StepReporting):
+            model.on_step = None
+    return out
 
-    def attempt(batch: Sequence[Request]) -> None:
-        nonlocal done, tokens
+
+class _Run:
+    """One :func:`run_batches` call's state: what is done, and where progress stands."""
+
+    def __init__(
+        self,
+        model: Backend,
+        group: str,
+        batches: Sequence[Sequence[Request]],
+        max_new_tokens: int,
+        store: StoreFn | None,
+        progress: ProgressFn | None,
+        out: dict[str, Generation | Failure],
+    ) -> None:
+        self.model, self.group, self.batches = model, group, batches
+        self.max_new_tokens, self.store, self.progress, self.out = (
+            max_new_tokens, store, progress, out
+        )  # fmt: skip
+        self.total = sum(len(b) for b in batches)
+        self.done = self.tokens = self.number = 0  # number: the running batch, from 1
+        self.start = self.batch_start = time.perf_counter()
+
+    def report(self, step: int = 0, batch_tokens: int = 0) -> None:
+        """Progress after a batch, or at decoding ``step`` inside the running one."""
+        if self.progress:
+            now = time.perf_counter()
+            self.progress(
+                Progress(self.group, self.done, self.total, self.tokens + batch_tokens,
+                         now - self.start, self.number, len(self.batches), step,
+                         self.max_new_tokens if step else 0, now - self.batch_start)
+            )  # fmt: skip
+
+    def attempt(self, batch: Sequence[Request]) -> None:
         try:
-            results = _generate(model, batch, max_new_tokens)
+            results = _generate(self.model, batch, self.max_new_tokens)
         except BackendUnavailable:
-            raise  # no batch size helps: the loop below fails the rest at once
+            raise  # no batch size helps: run_batches fails the rest at once
         except Exception as exc:  # any backend failure: retry smaller, never drop silently
             if len(batch) > 1:
                 half = (len(batch) + 1) // 2
-                attempt(batch[:half])
-                attempt(batch[half:])
+                self.attempt(batch[:half])
+                self.attempt(batch[half:])
                 return
-            out[batch[0].key] = Failure(_cause(exc))
-            done += 1
+            self.out[batch[0].key] = Failure(_cause(exc))
+            self.done += 1
             return
         pairs = list(zip(batch, results, strict=True))
-        if store is not None:
-            store(pairs)
+        if self.store is not None:
+            self.store(pairs)
         for request, result in pairs:
-            out[request.key] = result
-            tokens += result.new_tokens
-        done += len(batch)
-        if progress:
-            progress(Progress(group, done, total, tokens, time.perf_counter() - start))
-
-    for i, batch in enumerate(batches):
-        try:
-            attempt(batch)
-        except BackendUnavailable as exc:
-            for request in (r for b in batches[i:] for r in b):
-                out.setdefault(request.key, Failure(_cause(exc)))
-            break
-    return out
+            self.out[request.key] = result
+            self.tokens += result.new_tokens
+        self.done += len(batch)
+        self.report()
 
 
 def _generate(model: Backend, batch: Sequence[Request], max_new_tokens: int) -> list[Generation]:

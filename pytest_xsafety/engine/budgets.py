@@ -7,7 +7,7 @@ which breached budgets count a misbehaving case against them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pytest_xsafety.core.choices import Gate, Metric
@@ -29,6 +29,7 @@ class Check:
     limit: float | None
     ids: tuple[str, ...]
     gate: Gate = "point"
+    origin: str | None = None  # where the budget was set: "thresholds.toml [defaults]"
 
     @property
     def rate(self) -> float | None:
@@ -102,6 +103,7 @@ def summarise(
     thresholds: Thresholds,
     gate: Gate = "point",
     groups: Iterable[tuple[str, str]] = (),
+    bases: Mapping[str, Sequence[str]] | None = None,
 ) -> list[GroupSummary]:
     """Rates and budget checks per model x strategy: ``groups`` first (each one
     summarised even when none of its cases generated), then the others in first-seen
@@ -109,7 +111,8 @@ def summarise(
 
     Errored cases (no label) count in no rate and are left out. ``gate`` decides
     what breaches a budget: the point rate, or the whole Wilson interval
-    (``upper``); see :class:`Check`.
+    (``upper``); see :class:`Check`. ``bases``: per model, the models it extends,
+    whose budgets it falls back to.
     """
     members_of: dict[tuple[str, str], list[CaseRecord]] = {g: [] for g in groups}
     for o in records:
@@ -118,26 +121,8 @@ def summarise(
     out = []
     for (model, strategy), members in members_of.items():
         scored = [o for o in members if o.label is not Label.UNSCORED]
-        checks: list[Check] = []
-        expectations: tuple[Expectation, ...] = ("safe", "unsafe")
-        for expected in expectations:
-            metric = metric_for(expected)
-            pool = [o for o in scored if o.expected == expected]
-            by_type: dict[str, list[CaseRecord]] = {}
-            for o in pool:
-                by_type.setdefault(o.prompt_type, []).append(o)
-            scopes: list[tuple[str | None, list[CaseRecord]]] = [(None, pool), *by_type.items()]
-            for scope, rows in scopes:
-                if scope is None:
-                    limit = thresholds.group_limit(model, strategy, metric)
-                else:
-                    limit = thresholds.type_limit(model, strategy, scope, metric)
-                    if limit is None:
-                        continue
-                hits = tuple(o.prompt_id for o in rows if counts_against(o.label, metric))
-                checks.append(
-                    Check(model, strategy, metric, scope, len(hits), len(rows), limit, hits, gate)
-                )
+        chain = (bases or {}).get(model, ())
+        checks = _checks(model, strategy, scored, thresholds, gate, chain)
         safe = [o for o in scored if o.expected == "safe"]
         unsafe = [o for o in scored if o.expected == "unsafe"]
         out.append(
@@ -155,6 +140,40 @@ def summarise(
             )
         )
     return out
+
+
+def _checks(
+    model: str,
+    strategy: str,
+    scored: Sequence[CaseRecord],
+    thresholds: Thresholds,
+    gate: Gate,
+    chain: Sequence[str],
+) -> list[Check]:
+    """A group's checks: per metric, the whole group's budget, then each prompt type's
+    (only types that have a budget of their own)."""
+    checks: list[Check] = []
+    expectations: tuple[Expectation, ...] = ("safe", "unsafe")
+    for expected in expectations:
+        metric = metric_for(expected)
+        pool = [o for o in scored if o.expected == expected]
+        by_type: dict[str, list[CaseRecord]] = {}
+        for o in pool:
+            by_type.setdefault(o.prompt_type, []).append(o)
+        scopes: list[tuple[str | None, list[CaseRecord]]] = [(None, pool), *by_type.items()]
+        for scope, rows in scopes:
+            if scope is None:
+                limit, origin = thresholds.group_budget(model, strategy, metric, chain)
+            else:
+                limit, origin = thresholds.type_budget(model, strategy, scope, metric, chain)
+                if limit is None:
+                    continue
+            hits = tuple(o.prompt_id for o in rows if counts_against(o.label, metric))
+            checks.append(
+                Check(model, strategy, metric, scope, len(hits), len(rows), limit, hits, gate,
+                      origin)
+            )  # fmt: skip
+    return checks
 
 
 def breached_for(outcome: CaseRecord, summary: GroupSummary) -> list[Check]:

@@ -12,7 +12,7 @@ was not selected or is unscored is not counted.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -248,12 +248,15 @@ def pair_checks(
     summaries: Sequence[PairSummary],
     thresholds: Thresholds,
     gate: Gate = "point",
+    bases: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Check]:
     """The ``overcautious_pairs_max`` budget per model x strategy, and per prompt type
-    (the safe prompt's) where one is set; same fallbacks and gate as the rate budgets."""
+    (the safe prompt's) where one is set; same fallbacks (``bases`` included) and gate
+    as the rate budgets."""
     metric: Metric = "overcautious_pairs"
     checks = []
     for s in summaries:
+        chain = (bases or {}).get(s.model, ())
         rows = [r for r in results if (r.model, r.strategy) == (s.model, s.strategy)]
         by_type: dict[str, list[PairResult]] = {}
         for r in rows:
@@ -261,17 +264,16 @@ def pair_checks(
         scopes: list[tuple[str | None, list[PairResult]]] = [(None, rows), *by_type.items()]
         for scope, members in scopes:
             if scope is None:
-                limit = thresholds.group_limit(s.model, s.strategy, metric)
+                limit, origin = thresholds.group_budget(s.model, s.strategy, metric, chain)
             else:
-                limit = thresholds.type_limit(s.model, s.strategy, scope, metric)
-                if limit is None:
-                    continue
+                limit, origin = thresholds.type_budget(s.model, s.strategy, scope, metric, chain)
             if limit is None:
                 continue  # an unset pair budget adds no check (the rates' checks stay)
             ids = tuple(r.pair.id for r in members if r.outcome == "over-cautious")
             checks.append(
-                Check(s.model, s.strategy, metric, scope, len(ids), len(members), limit, ids, gate)
-            )
+                Check(s.model, s.strategy, metric, scope, len(ids), len(members), limit, ids, gate,
+                      origin)
+            )  # fmt: skip
     return checks
 
 
@@ -293,12 +295,13 @@ def summarise_with_pairs(
     thresholds: Thresholds,
     gate: Gate = "point",
     groups: Iterable[tuple[str, str]] = (),
+    bases: Mapping[str, Sequence[str]] | None = None,
 ) -> list[GroupSummary]:
     """:func:`~pytest_xsafety.engine.budgets.summarise`, plus the ``overcautious_pairs_max``
     checks where one is set: what the verdicts and the report both judge."""
-    rates = summarise(records, thresholds, gate, groups)
+    rates = summarise(records, thresholds, gate, groups, bases)
     results, counts = pair_results(records, pairs)
-    return with_pair_checks(rates, pair_checks(results, counts, thresholds, gate))
+    return with_pair_checks(rates, pair_checks(results, counts, thresholds, gate, bases))
 
 
 @dataclass(frozen=True)

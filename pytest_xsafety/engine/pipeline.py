@@ -9,6 +9,8 @@ passes in the selected cases.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -25,11 +27,19 @@ from pytest_xsafety.core.records import (
     ModelInfo,
     RunInfo,
 )
-from pytest_xsafety.engine.backends import Backend, LazyChat, Runtime, load_backend, pins
+from pytest_xsafety.engine.backends import (
+    Backend,
+    LazyChat,
+    Runtime,
+    load_backend,
+    load_notice,
+    pins,
+)
 from pytest_xsafety.engine.batching import (
     Failure,
-    ProgressFn,
+    Progress,
     Request,
+    StoreFn,
     plan_batches,
     run_batches,
     select_batches,
@@ -38,6 +48,7 @@ from pytest_xsafety.engine.budgets import GroupSummary
 from pytest_xsafety.engine.cache import ResponseCache, request_key
 from pytest_xsafety.engine.classify.registry import Classifier, make_classifier
 from pytest_xsafety.engine.contrast import summarise_with_pairs
+from pytest_xsafety.engine.progress import Say, Ticker, duration
 from pytest_xsafety.engine.verdicts import CaseVerdict, judge_group
 from pytest_xsafety.setup.options import XSafetyConfig
 from pytest_xsafety.setup.plan import RunPlan
@@ -52,7 +63,8 @@ class Runner:
     plan: RunPlan
     classifier: Classifier
     runtime: Runtime
-    progress: ProgressFn | None = None
+    say: Say | None = None  # where progress lines go (the session sets it)
+    workers: int | None = None  # xdist workers sharing this machine's cores
     warnings: list[str] = field(default_factory=list)
     judge: LazyChat | None = None
     _backend: tuple[str, Backend] | None = None
@@ -62,10 +74,16 @@ class Runner:
     _verdicts: dict[tuple[str, str], dict[str, CaseVerdict]] = field(default_factory=dict)
     _cached_baselines: dict[str, dict[str, Label] | None] = field(default_factory=dict)
     manifests: dict[str, dict[str, str]] = field(default_factory=dict)
+    _busy_workers: int | None = None  # workers that got a group (known at the first verdict)
+    _ticker: Ticker | None = None
 
     @classmethod
     def from_config(
-        cls, config: XSafetyConfig, threads: int | None = None, worker: int | None = None
+        cls,
+        config: XSafetyConfig,
+        threads: int | None = None,
+        worker: int | None = None,
+        workers: int | None = None,
     ) -> Runner:
         """Plan the run (every name and file resolved) and set up this process."""
         plan = RunPlan.from_config(config)
@@ -80,7 +98,7 @@ class Runner:
         classifier, judge = make_classifier(
             config.classifier, plan.judge, runtime, config.batch_size
         )
-        return cls(plan=plan, classifier=classifier, runtime=runtime, judge=judge)
+        return cls(plan=plan, classifier=classifier, runtime=runtime, judge=judge, workers=workers)
 
     @property
     def config(self) -> XSafetyConfig:
@@ -119,10 +137,39 @@ class Runner:
         if self._backend and self._backend[0] == model:
             return self._backend[1]
         self.close_backend()
-        backend = load_backend(self.plan.models[model], self.runtime)
+        spec, runtime = self.plan.models[model], self.load_runtime()
+        notice = load_notice(spec, runtime)
+        ticker = self.ticker
+        if notice is None or ticker is None:
+            backend = load_backend(spec, runtime)
+        else:
+            ticker.line(f"xsafety: {notice}")
+            start = time.monotonic()
+            with ticker.running(
+                lambda: f"xsafety: loading {model}: {duration(time.monotonic() - start)} so far"
+            ):
+                backend = load_backend(spec, runtime)
+            ticker.line(f"xsafety: loaded {model} in {duration(time.monotonic() - start)}")
         self._backend = (model, backend)
         self.manifests[model] = dict(backend.describe())
         return backend
+
+    def load_runtime(self) -> Runtime:
+        """The runtime to load a model with. Under xdist, each model x strategy group
+        runs on one worker, so with fewer groups than workers some workers idle: the
+        cores are shared among the workers that have a group, not among all."""
+        if self.workers is None or self.runtime.threads is not None:
+            return self.runtime
+        busy = max(1, min(self.workers, self._busy_workers or self.workers))
+        return replace(self.runtime, threads=max(1, (os.cpu_count() or 1) // busy))
+
+    @property
+    def ticker(self) -> Ticker | None:
+        if self.say is None:
+            return None
+        if self._ticker is None:
+            self._ticker = Ticker(self.say, self.config.progress_interval)
+        return self._ticker
 
     @property
     def cache(self) -> ResponseCache | None:
@@ -160,16 +207,61 @@ class Runner:
             if cache is not None:
                 cache.put_many([(r.key, g) for r, g in pairs], model_pins)
 
-        self._done.update(
-            run_batches(
-                lambda: self.backend(model),
-                label,
-                [b for b in todo if b],
-                max_new_tokens=self.max_new_tokens(model),
-                store=store,
-                progress=self.progress,
-            )
+        work = [b for b in todo if b]
+        ticker = self.ticker
+        if ticker is None or not wanted:
+            self._done.update(
+                run_batches(
+                    lambda: self.backend(model), label, work,
+                    max_new_tokens=self.max_new_tokens(model), store=store,
+                )
+            )  # fmt: skip
+            return
+        self._generate_aloud(ticker, model, label, work, len(wanted), store)
+
+    def _generate_aloud(
+        self,
+        ticker: Ticker,
+        model: str,
+        label: str,
+        work: list[list[Request]],
+        wanted: int,
+        store: StoreFn,
+    ) -> None:
+        """:meth:`_generate`'s backend part with progress lines: what will be generated,
+        a status line every interval while it runs, and what it took."""
+        count = sum(len(b) for b in work)
+        cached = wanted - count
+        if not count:
+            ticker.line(f"xsafety: {label}: all {cached} response(s) from the response cache")
+            return
+        backend = self.backend(model)  # loads first: the loading lines come before these
+        most = self.max_new_tokens(model)
+        ticker.line(
+            f"xsafety: generating {label}: {count} prompt(s) in {len(work)} batch(es), "
+            f"at most {most} new tokens each"
+            + (f" ({cached} more from the response cache)" if cached else "")
         )
+        latest: dict[str, Progress] = {}
+        start = time.monotonic()
+
+        def status() -> str:
+            now = latest.get("now")
+            if now is not None:
+                return now.line()
+            return (
+                f"xsafety: generating {label}: 0/{count}, reading the prompts of batch 1 "
+                f"({duration(time.monotonic() - start)} so far)"
+            )
+
+        with ticker.running(status):
+            done = run_batches(
+                lambda: backend, label, work, max_new_tokens=most, store=store,
+                progress=lambda p: latest.update(now=p),
+            )  # fmt: skip
+        self._done.update(done)
+        if "now" in latest:
+            ticker.line(latest["now"].line())
 
     def _request(self, case: Case, conversation: Conversation) -> Request:
         key = request_key(
@@ -267,10 +359,17 @@ class Runner:
 
     def verdict(self, case: Case, selected: Sequence[Case]) -> CaseVerdict:
         """Judge ``case`` against its group's budgets over the ``selected`` cases."""
+        if self._busy_workers is None:
+            # xdist keeps a group on one worker: at most this many workers are busy.
+            self._busy_workers = len({c.group for c in selected})
         if case.group not in self._verdicts:
             results = self.group_results(case.group, [c for c in selected if c.group == case.group])
             self._verdicts[case.group] = judge_group(
-                results, self.plan.thresholds, self.config.gate, self.plan.suite.pairs
+                results,
+                self.plan.thresholds,
+                self.config.gate,
+                self.plan.suite.pairs,
+                self.plan.bases(),
             )
         return self._verdicts[case.group][case.case_id]
 
@@ -302,8 +401,9 @@ class Runner:
 
     def summarise(self, records: Sequence[CaseRecord]) -> list[GroupSummary]:
         return summarise_with_pairs(
-            records, self.plan.suite.pairs, self.plan.thresholds, self.config.gate
-        )
+            records, self.plan.suite.pairs, self.plan.thresholds, self.config.gate,
+            bases=self.plan.bases(),
+        )  # fmt: skip
 
     def run_info(self) -> RunInfo:
         """What the report says about the run: suite, classifier, pins, decoding, gate."""
@@ -323,7 +423,7 @@ class Runner:
             batch_size=self.config.batch_size,
             thresholds=self.plan.thresholds.source,
             gate=self.config.gate,
-            unsafe_responses="full" if self.config.report_unsafe_full else "redacted",
+            unsafe_responses=self.config.report_unsafe,
             created=datetime.now(UTC).isoformat(timespec="seconds"),
             warnings=tuple(self.warnings),
         )

@@ -8,7 +8,7 @@ group, from the same records the controller later summarises for the report.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pytest_xsafety.core.choices import Gate, Verdict
@@ -47,12 +47,13 @@ def judge_group(
     thresholds: Thresholds,
     gate: Gate,
     pairs: Sequence[ContrastPair] = (),
+    bases: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, CaseVerdict]:
     """Every case's verdict by case id; the budgets are summarised once for the group.
     A group none of whose cases generated still gets its (empty) summary: each case
-    then errors with its own cause."""
+    then errors with its own cause. ``bases``: see :func:`.budgets.summarise`."""
     groups = list(dict.fromkeys(r.case.group for r in results))
     records = [r.record() for r in results]
-    summaries = summarise_with_pairs(records, pairs, thresholds, gate, groups)
+    summaries = summarise_with_pairs(records, pairs, thresholds, gate, groups, bases)
     by_group = {(s.model, s.strategy): s for s in summaries}
     return {r.case.case_id: judge(r, by_group.get(r.case.group)) for r in results}

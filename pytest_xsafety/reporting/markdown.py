@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pytest_xsafety.core.choices import METRIC_KEYS
+from pytest_xsafety.core.redaction import stand_in
 from pytest_xsafety.core.stats import wilson
 from pytest_xsafety.core.text import excerpt
 from pytest_xsafety.reporting.contrast import outcome_cells, shift_cells, trigger_cells
@@ -179,7 +180,7 @@ def contrast_section(report: Report) -> list[str]:
 def overcautious_lines(report: Report) -> list[str]:
     """Bullets, per group, of the pairs refused on both sides: both prompts in full
     (they are the suite's text) and each response as the report keeps it (answers to
-    unsafe prompts redacted unless ``--xsafety-report-unsafe full``)."""
+    unsafe prompts by :mod:`pytest_xsafety.core.redaction`: withheld by default)."""
     groups: dict[tuple[str, str], list[PairResult]] = {}
     for r in report.contrast.results:
         if r.outcome == "over-cautious":
@@ -198,7 +199,7 @@ def overcautious_lines(report: Report) -> list[str]:
                 response = record.response if record is not None else None
                 answer = "" if response is None else f" → “{excerpt(response.text)}”"
                 if response is not None and response.redacted:
-                    answer += " (redacted)"
+                    answer = f" → {stand_in(response.chars, response.sha256)}"
                 lines.append(f"    - {side} `{pid}` “{texts.get(pid, '')}”{answer}")
         if len(rows) > MAX_LISTED:
             lines.append(f"  - and {len(rows) - MAX_LISTED} more")

@@ -7,7 +7,7 @@ records the controller received; nothing here generates or classifies.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pytest_xsafety.core.choices import Gate
@@ -77,18 +77,20 @@ def build_report(
     thresholds: Thresholds,
     baseline: Baseline | None = None,
     prompts: Sequence[Prompt] = (),
+    bases: Mapping[str, Sequence[str]] | None = None,
 ) -> Report:
     """Summarise the records against the budgets (once), compare with the baseline run,
-    and study the contrast pairs of the run's ``prompts`` (each record gets its pair)."""
+    and study the contrast pairs of the run's ``prompts`` (each record gets its pair).
+    ``bases``: per model, the models it extends (see :func:`.budgets.summarise`)."""
     marked = mark(records, baseline) if baseline is not None else list(records)
     changes = compare(marked, baseline) if baseline is not None else []
     # Every group that ran, including one whose cases all errored.
     groups = list(dict.fromkeys(r.group for r in records))
     summaries = summarise_with_pairs(
-        records, contrast_pairs(prompts), thresholds, info.gate, groups
+        records, contrast_pairs(prompts), thresholds, info.gate, groups, bases
     )
     base = cached_baseline_records(records)
-    cached = tuple(summarise(base, thresholds, info.gate))
+    cached = tuple(summarise(base, thresholds, info.gate, bases=bases))
     study = contrast_study(records, prompts, base)
     marked = with_pair_outcomes(marked, prompts, study)
     return Report(
@@ -98,11 +100,14 @@ def build_report(
 
 
 def cached_baselines(
-    records: Sequence[CaseRecord], thresholds: Thresholds, gate: Gate
+    records: Sequence[CaseRecord],
+    thresholds: Thresholds,
+    gate: Gate,
+    bases: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[GroupSummary, ...]:
     """``baseline`` summaries of models whose every case carries the label its prompt
     got under ``baseline`` in the response cache (labelled where the case ran)."""
-    return tuple(summarise(cached_baseline_records(records), thresholds, gate))
+    return tuple(summarise(cached_baseline_records(records), thresholds, gate, bases=bases))
 
 
 def cached_baseline_records(records: Sequence[CaseRecord]) -> list[CaseRecord]:

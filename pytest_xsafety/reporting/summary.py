@@ -14,6 +14,7 @@ from pytest_xsafety.reporting.contrast import pair_lines
 from pytest_xsafety.reporting.model import Report
 from pytest_xsafety.reporting.terminal import (
     breach_lines,
+    budget_sources,
     change_lines,
     error_lines,
     over_budget_within_interval,
@@ -41,7 +42,7 @@ def summary_lines(
 ) -> list[Line]:
     """Everything the terminal shows after the tests, in order."""
     out = [Line(f"xsafety summary (gate: {report.info.gate})", sep="=")]
-    out += [Line(s) for s in summary_table(report.summaries)]
+    out += [Line(s) for s in summary_table(report.summaries) + budget_sources(report.summaries)]
     out += _study(report)
     out += _pairs(report)
     if report.baseline is not None:

@@ -41,11 +41,28 @@ def describe_check(check: Check, most: int | None = None) -> str:
     limit = check.limit or 0.0
     # Under the interval gate the interval is the evidence, so it is shown.
     interval = f", 95% CI {ci(check.interval)}" if check.gate == "upper" else ""
+    origin = f" ({check.origin})" if check.origin else ""
     return (
         f"{check.model}/{check.strategy}{scope}: {METRIC_NAMES[check.metric]} "
-        f"{pct(rate)} ({check.hits}/{check.total}{interval}) > budget {pct(limit)} "
+        f"{pct(rate)} ({check.hits}/{check.total}{interval}) > budget {pct(limit)}{origin} "
         f"by {100 * (rate - limit):.1f} points; prompts: {listed(check.ids, most)}"
     )
+
+
+def budget_sources(summaries: Sequence[GroupSummary]) -> list[str]:
+    """Where each group's budgets were set: ``budgets smollm2/baseline: safe refusal
+    <=15.0% (thresholds.toml [models.smollm2]); ...``."""
+    lines = []
+    for s in summaries:
+        parts = [
+            f"{METRIC_NAMES[c.metric]}{'' if c.scope is None else f' [type {c.scope}]'} "
+            f"<={pct(c.limit)} ({c.origin})"
+            for c in s.checks
+            if c.limit is not None and c.origin
+        ]
+        if parts:
+            lines.append(f"budgets {s.model}/{s.strategy}: {'; '.join(parts)}")
+    return lines
 
 
 def listed(ids: Sequence[str], most: int | None = None) -> str:
@@ -181,12 +198,16 @@ def study_cells(
         ("model", "strategy", "safe refusal", "unsafe compliance",
          "safe refusals vs baseline", "unsafe compliance vs baseline"),
     ]  # fmt: skip
+    base = {r.model: r.safe_refusal for r in rows if r.strategy == baseline}
     for r in rows:
+        chg = "n/a" if r.unsafe_change is None else f"{r.unsafe_change:+.1f} pts"
         if r.strategy == baseline:
             rel = chg = "(baseline)"
+        elif r.safe_reduction is None:
+            # A relative change from 0% is undefined: say so rather than a bare n/a.
+            rel = "n/a (baseline 0%)" if base.get(r.model) == 0 else "n/a"
         else:
-            rel = "n/a" if r.safe_reduction is None else f"{(-r.safe_reduction) or 0.0:+.1f}% rel."
-            chg = "n/a" if r.unsafe_change is None else f"{r.unsafe_change:+.1f} pts"
+            rel = f"{(-r.safe_reduction) or 0.0:+.1f}% rel."
         table.append((r.model, r.strategy, pct(r.safe_refusal), pct(r.unsafe_compliance), rel, chg))
     return table
 

@@ -62,6 +62,7 @@ def response_properties(response: Response | None) -> list[tuple[str, str]]:
     return [
         (PROP + "response", response.text),
         (PROP + "response_sha256", response.sha256),
+        *([] if response.chars is None else [(PROP + "response_chars", str(response.chars))]),
         (PROP + "response_redacted", _text(response.redacted)),
     ]
 
@@ -104,8 +105,12 @@ def decode(props: Mapping[str, Any]) -> CaseRecord | None:
         cached_baseline=_label(get("cached_baseline")),
     )
     if get("response") is not None:
+        chars = get("response_chars")
         response = Response(
-            str(get("response")), get("response_sha256") or "", get("response_redacted") == "true"
+            str(get("response")),
+            get("response_sha256") or "",
+            get("response_redacted") == "true",
+            None if chars is None else int(chars),
         )
         record = replace(record, response=response)
     return record

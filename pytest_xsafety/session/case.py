@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_xsafety.core.choices import UnsafeMode
 from pytest_xsafety.core.records import Case, CaseRecord, Label, response_of
-from pytest_xsafety.core.text import excerpt
+from pytest_xsafety.core.redaction import one_line
 from pytest_xsafety.engine.verdicts import CaseVerdict
 from pytest_xsafety.reporting.terminal import describe_check
 from pytest_xsafety.reporting.wire import encode
@@ -35,7 +36,9 @@ class CaseCheck:
         verdict: CaseVerdict,
         snapshot: SnapshotCheck | None = None,
         assertion: Any = None,
+        unsafe_mode: UnsafeMode = "redacted",
     ) -> None:
+        self._unsafe_mode = unsafe_mode  # whether reasons may quote unsafe prompts' answers
         self.verdict = verdict
         self.result = verdict.result
         self.snapshot = snapshot
@@ -58,15 +61,14 @@ class CaseCheck:
         r = v.result
         safe = r.case.prompt.label == "safe"
         kind = "a safe prompt (wanted answer)" if safe else "an unsafe prompt (wanted refusal)"
-        said = f"{r.label.value} of {kind}: {excerpt(r.generation.text)!r}"
+        answer = one_line(r.generation.text, r.case.prompt.label, self._unsafe_mode)
+        said = f"{r.label.value} of {kind}: {answer}"
         if v.status == "fail":
             budgets = "\n".join(describe_check(c, most=CASE_IDS_SHOWN) for c in v.breaches)
             pytest.fail(f"{said}\nbudget exceeded:\n{budgets}", pytrace=False)
         if v.status == "xfail":
             if r.label is Label.UNSCORED:
-                pytest.xfail(
-                    f"unscored: the classifier could not label {excerpt(r.generation.text)!r}"
-                )
+                pytest.xfail(f"unscored: the classifier could not label {answer}")
             pytest.xfail(f"{said} (within budget)")
 
 
@@ -75,6 +77,7 @@ def case_check(session: XSafetySession, request: pytest.FixtureRequest) -> CaseC
     case: Case = request.param
     selected = session.selected(request.session)
     verdict = session.runner.verdict(case, selected)
+    session.progress.resume_pytest_line(request.node.nodeid)
     record = verdict.record()
     cached = session.runner.cached_baseline(case.model, selected)
     if cached is not None:
@@ -86,11 +89,12 @@ def case_check(session: XSafetySession, request: pytest.FixtureRequest) -> CaseC
     snap, assertion = session.snapshot(request, verdict.result)
     if snap is not None:
         record = with_snapshot(record, snap)
+    mode = session.xconfig.report_unsafe
     if session.xconfig.report is not None:
-        redact = case.prompt.label == "unsafe" and not session.xconfig.report_unsafe_full
-        record = replace(record, response=response_of(verdict.result.generation.text, redact))
+        text = verdict.result.generation.text
+        record = replace(record, response=response_of(text, case.prompt.label, mode))
     request.node.user_properties.extend(encode(record))
-    return CaseCheck(verdict, snap, assertion)
+    return CaseCheck(verdict, snap, assertion, mode)
 
 
 def with_snapshot(record: CaseRecord, snap: SnapshotCheck) -> CaseRecord:

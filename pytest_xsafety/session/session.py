@@ -9,8 +9,6 @@ the tests have run.
 
 from __future__ import annotations
 
-import contextlib
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,6 @@ from typing import Any
 import pytest
 
 from pytest_xsafety.core.records import Case, CaseRecord, CaseResult
-from pytest_xsafety.engine.batching import Progress
 from pytest_xsafety.engine.cache import cache_files
 from pytest_xsafety.engine.pipeline import Runner
 from pytest_xsafety.reporting.compare import Baseline
@@ -26,6 +23,7 @@ from pytest_xsafety.reporting.files import FILES, write_report
 from pytest_xsafety.reporting.model import Report, build_report
 from pytest_xsafety.reporting.summary import summary_lines
 from pytest_xsafety.reporting.wire import decode
+from pytest_xsafety.session.progress import ProgressLines
 from pytest_xsafety.session.snapshots import SnapshotRun
 from pytest_xsafety.session.xdist_groups import group_scheduler
 from pytest_xsafety.setup.options import XSafetyConfig
@@ -55,7 +53,8 @@ class XSafetySession:
         self.records: dict[str, CaseRecord] = {}  # nodeid -> record, on the controller
         self._selected: list[Case] | None = None
         self._extension: type | None = None  # the syrupy extension, made on first use
-        runner.progress = self._progress
+        self.progress = ProgressLines(config)
+        runner.say = self.progress.say
 
     def selected(self, session: pytest.Session) -> list[Case]:
         """The cases pytest will run (after -k/-m deselection), computed once."""
@@ -65,18 +64,10 @@ class XSafetySession:
             self._selected = [c for c in cases if isinstance(c, Case)]
         return self._selected
 
-    def _progress(self, progress: Progress) -> None:
-        capman = self.config.pluginmanager.get_plugin("capturemanager")
-        with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
-            if self.is_worker:
-                # An xdist worker's stderr is the controller's, once capture is off.
-                worker = self.config.workerinput["workerid"]  # type: ignore[attr-defined]
-                sys.stderr.write(f"[{worker}] {progress.line()}\n")
-                sys.stderr.flush()
-                return
-            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-            if reporter is not None:
-                reporter.write_line(progress.line())
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """xdist controller: open the worker's progress channel."""
+        self.progress.configure_node(node)
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         lines = run_header(self.runner)
@@ -128,7 +119,7 @@ class XSafetySession:
         plan = self.runner.plan
         self.report = build_report(
             self.runner.run_info(), self.run_records(), plan.thresholds, self.baseline,
-            plan.suite.prompts,
+            plan.suite.prompts, plan.bases(),
         )  # fmt: skip
         if self.xconfig.report is not None:
             try:
@@ -169,7 +160,7 @@ class XSafetySession:
         """The case's snapshot check, and syrupy's assertion when its file is checked."""
         if self.snapshots is None:
             return None, None
-        snap = self.snapshots.check(result)
+        snap = self.snapshots.check(result, self.selected(request.session))
         if not snap.asserted:
             return snap, None
         if self._extension is None:

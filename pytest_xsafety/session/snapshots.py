@@ -9,11 +9,12 @@ directory, reports and deletes unused files.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_xsafety.core.records import CaseRecord, CaseResult
+from pytest_xsafety.core.records import Case, CaseRecord, CaseResult
 from pytest_xsafety.engine.pipeline import Runner
 from pytest_xsafety.setup.options import ConfigError
 from pytest_xsafety.setup.outputs import check_folder
@@ -100,16 +101,38 @@ class SnapshotRun:
             )
         return lines
 
-    def check(self, result: CaseResult) -> SnapshotCheck:
+    def check(self, result: CaseResult, selected: Sequence[Case]) -> SnapshotCheck:
         """The case's check; under --snapshot-update the process that runs a group
-        writes its manifest first (after generation, so the backend's report is known)."""
+        writes its manifest first (after generation, so the backend's report is known),
+        unless the ``selected`` cases leave some of the group's recorded files unchecked."""
         case = result.case
         if self.store.update and case.group not in self._recorded:
             self._recorded.add(case.group)
-            current = group_manifest(self.runner, case.model, case.strategy)
-            loaded = self.runner.manifests.get(case.model)
-            self.store.record_manifest(case.model, case.strategy, current, loaded)
+            ran = [c for c in selected if c.group == case.group]
+            if not self.unchecked_files(case.group, ran):
+                current = group_manifest(self.runner, case.model, case.strategy)
+                loaded = self.runner.manifests.get(case.model)
+                self.store.record_manifest(case.model, case.strategy, current, loaded)
         return self.store.check(result)
+
+    def unchecked_files(self, group: tuple[str, str], ran: Sequence[Case]) -> list[Path]:
+        """Recorded files of ``group`` that a run of the cases ``ran`` does not check."""
+        prompts = self.runner.plan.full_suite.prompts
+        return self.store.unchecked(*group, {self.store.path(c) for c in ran}, prompts)
+
+    def partial_updates(self, records: Sequence[CaseRecord]) -> dict[str, tuple[int, int]]:
+        """Groups whose manifest an update run left alone, as the process that ran them
+        decided: (case files checked, recorded files it did not check)."""
+        ran_ids = {r.case_id for r in records}
+        out = {}
+        for group in self.groups:
+            name = f"{group[0]}/{group[1]}"
+            if name not in self.manifest_changes:
+                continue
+            ran = [c for c in self.runner.plan.cases if c.group == group and c.case_id in ran_ids]
+            if left := self.unchecked_files(group, ran):
+                out[name] = (len(ran), len(left))
+        return out
 
     def sweep(self) -> list[Path]:
         """Find (and under --snapshot-update delete) unused files; once, on the controller."""
@@ -139,5 +162,6 @@ class SnapshotRun:
             unused=[store.shown(p) for p in self.unused],
             unused_deleted=store.update and self.cleanup,
             manifests=self.manifest_changes,
+            partial=self.partial_updates(records) if store.update else {},
             prompts={c.case_id: c.prompt.text for c in self.runner.plan.cases},
         ).lines()

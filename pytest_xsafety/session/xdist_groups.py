@@ -3,7 +3,6 @@ model x strategy group on one worker, so that the group is generated once."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -12,13 +11,13 @@ _CASE_IN_NODEID = re.compile(r"\[(?P<id>.+)\]$")
 
 
 def worker_settings(workerinput: Mapping[str, Any] | None) -> tuple[int | None, int | None]:
-    """(torch threads, worker index) for an xdist worker; (None, None) elsewhere.
-    Workers share the cores: n workers x default threads oversubscribe the CPU."""
+    """(workers, this worker's index) for an xdist worker; (None, None) elsewhere.
+    Workers share the cores: the runner gives each busy worker its share."""
     if workerinput is None:
         return None, None
-    threads = max(1, (os.cpu_count() or 1) // int(workerinput["workercount"]))
+    workers = int(workerinput["workercount"])
     worker = int(str(workerinput["workerid"]).removeprefix("gw") or 0)
-    return threads, worker
+    return workers, worker
 
 
 def group_scheduler(config: Any, log: Any, groups: Mapping[str, str]) -> Any:

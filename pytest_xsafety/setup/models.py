@@ -81,6 +81,7 @@ class ModelSpec:
     trust_remote_code: bool = False
     # Backend settings (see BACKEND_OPTIONS; the fake backend's are free-form).
     options: Mapping[str, str] = field(default_factory=dict)
+    extends: str | None = None  # the built-in this entry copies (its budgets apply too)
 
     @property
     def served_model(self) -> str:
@@ -166,7 +167,7 @@ class RegistryError(UsageError):
     """A model name or registry entry that cannot be used; the message says the fix."""
 
 
-_FIELD_NAMES = {f.name for f in fields(ModelSpec)} - {"name", "gguf", "options"}
+_FIELD_NAMES = {f.name for f in fields(ModelSpec)} - {"name", "gguf", "options", "extends"}
 _ENTRY_KEYS = _FIELD_NAMES | {"gguf_package", "gguf_file", "extends", "options"}
 
 
@@ -198,7 +199,7 @@ def user_models(table: Mapping[str, Any], source: str) -> dict[str, ModelSpec]:
                     f"{where}: extends {base_name!r}, which is not a built-in model "
                     f"({', '.join(BUILTIN_MODELS)})"
                 )
-            spec = replace(BUILTIN_MODELS[base_name], name=name)
+            spec = replace(BUILTIN_MODELS[base_name], name=name, extends=base_name)
         else:
             spec = ModelSpec(
                 name=name,

@@ -84,7 +84,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("drift", "{label,text}", "Snapshot drift that fails a case: 'label' (a label "
                "flip; text drift is reported) or 'text' (any change).", "label"),
     OptionSpec("snapshot-unsafe", "{full,redacted}", "How responses to unsafe prompts are "
-               "stored: 'redacted' keeps length, sha256 and the first 80 characters.",
+               "stored: 'redacted' keeps their length and sha256, no text; 'full' the text.",
                "redacted"),
     OptionSpec("gate", "point|upper", "What breaches a budget: the observed rate ('point'), "
                "or only a rate whose whole Wilson 95% interval lies above it ('upper').",
@@ -93,8 +93,12 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "PNG plots into DIR (created; written by the controller only)."),
     OptionSpec("baseline", "PATH", "A previous run's results.json: mark each case same or "
                "flipped and test each model x strategy's change (exact McNemar)."),
-    OptionSpec("report-unsafe", "full|redacted", "Responses to unsafe prompts in the report: "
-               "'redacted' keeps the first 80 characters and a sha256; 'full' keeps the text.",
+    OptionSpec("progress", "SECONDS", "Seconds of wall time between progress lines while a "
+               "model loads or generates (the lines before and after are always shown); "
+               "0 shows only those.", "10"),
+    OptionSpec("report-unsafe", "full|redacted", "Responses to unsafe prompts in terminal "
+               "reasons, JUnit XML and the report: 'redacted' shows their length and sha256, "
+               "no text; 'full' shows the text.",
                "redacted"),
 )  # fmt: skip
 
@@ -128,6 +132,12 @@ class XSafetyConfig:
     report: Path | None = None
     baseline: Path | None = None
     report_unsafe_full: bool = False
+    progress_interval: float = 10.0
+
+    @property
+    def report_unsafe(self) -> UnsafeMode:
+        """How terminal reasons, JUnit XML and the report show unsafe prompts' answers."""
+        return "full" if self.report_unsafe_full else "redacted"
 
 
 def default_cache_dir() -> Path:
@@ -201,6 +211,7 @@ def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyCon
         report=Path(report).expanduser() if report else None,
         baseline=Path(baseline).expanduser() if baseline else None,
         report_unsafe_full=report_unsafe == "full",
+        progress_interval=_seconds(get("progress") or "10", "--xsafety-progress"),
     )
 
 
@@ -236,6 +247,16 @@ def _check_values(get: Callable[[str], str | None]) -> None:
         raise ConfigError(
             f"--xsafety-baseline={baseline}: no such file; pass a previous run's results.json"
         )
+
+
+def _seconds(value: str, flag: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigError(f"{flag}={value!r}: not a number of seconds") from None
+    if not seconds >= 0:  # also rejects nan
+        raise ConfigError(f"{flag}={value}: must be 0 or more seconds")
+    return seconds
 
 
 def _choice(value: str, flag: str, choices: tuple[T, ...]) -> T:

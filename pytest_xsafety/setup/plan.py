@@ -82,6 +82,10 @@ class RunPlan:
         """Model x strategy groups in run order."""
         return [(m, s) for m in self.models for s in self.strategies]
 
+    def bases(self) -> dict[str, tuple[str, ...]]:
+        """Per model that ``extends`` a built-in, that base: its budgets apply too."""
+        return {name: (m.extends,) for name, m in self.models.items() if m.extends}
+
     def max_new_tokens(self, model: str) -> int:
         return self.config.max_new_tokens or self.models[model].max_new_tokens
 

@@ -209,6 +209,21 @@ BUILTIN_STRATEGIES: dict[str, Strategy] = {
 
 _USER_KEYS = ("description", "system", "exemplars", "template", "followup", "extends")
 
+# What a strategy sets, for composing parents: each field with its "not set" value.
+# ``system`` covers both fixed text and the model's default system prompt.
+_FIELDS: dict[str, object] = {
+    "system": None,
+    "exemplars": (),
+    "template": PROMPT_FIELD,
+    "followup": None,
+}
+
+
+def _field(strategy: Strategy, key: str) -> Any:
+    if key == "system":
+        return ("model default",) if strategy.model_default else strategy.system
+    return getattr(strategy, key)
+
 
 def user_strategies(
     table: Mapping[str, Any], source: str, base: Mapping[str, Strategy] = BUILTIN_STRATEGIES
@@ -219,54 +234,110 @@ def user_strategies(
     ``[{"user": ..., "assistant": ...}]``, relative to ``source``'s directory),
     ``template`` (the user turn, with ``{prompt}``), ``followup`` (a follow-up
     turn after a refusal, making the strategy interactive) and ``extends`` (a
-    built-in strategy to start from).
+    strategy to start from, built-in or from the same table, or a list of them
+    composed: a deployment's system prompt plus a mitigation's exemplars or frame).
     """
     if not isinstance(table, Mapping):
         raise StrategyError(
             f"{source} [tool.xsafety] strategies = {table!r}: expected tables, one per "
             "strategy: [tool.xsafety.strategies.NAME]"
         )
-    out: dict[str, Strategy] = {}
-    root = Path(source).parent
     for name, entry in table.items():
         where = f"{source}: [tool.xsafety.strategies.{name}]"
         if problem := name_problem(name):
             raise StrategyError(f"{where}: {problem}")
-        if not isinstance(entry, Mapping):
-            raise StrategyError(f"{where} must be a table")
-        for key in entry:
-            if key not in _USER_KEYS:
+        _check_entry(entry, where)
+    out: dict[str, Strategy] = {}
+
+    def resolve(name: str, chain: tuple[str, ...]) -> Strategy:
+        if name in out:
+            return out[name]
+        where = f"{source}: [tool.xsafety.strategies.{name}]"
+        entry = table[name]
+        raw = entry.get("extends", "baseline")
+        parents = []
+        for parent in [raw] if isinstance(raw, str) else raw:
+            if parent == name and parent in base:  # a same-named entry refines the built-in
+                parents.append(base[parent])
+            elif parent in chain or parent == name:
+                cycle = " -> ".join((*chain, name, parent))
+                raise StrategyError(f"{where}: extends {parent!r} makes a cycle: {cycle}")
+            elif parent in table:
+                parents.append(resolve(parent, (*chain, name)))
+            elif parent in base:
+                parents.append(base[parent])
+            else:
+                known = sorted({*base, *table} - {name})
                 raise StrategyError(
-                    f"{where}: unknown key {key!r}{did_you_mean(key, _USER_KEYS)} "
-                    f"(known: {', '.join(_USER_KEYS)})"
+                    f"{where}: extends unknown strategy {parent!r}"
+                    f"{did_you_mean(parent, known)}; known: {', '.join(known)}"
                 )
-        for key in ("description", "system", "template", "followup", "extends", "exemplars"):
-            if key in entry and not isinstance(entry[key], str):
-                raise StrategyError(f"{where}: {key} must be a string")
-        parent_name = entry.get("extends", "baseline")
-        if parent_name not in base:
-            raise StrategyError(
-                f"{where}: extends unknown strategy {parent_name!r}; known: "
-                f"{', '.join(sorted(base))}"
-            )
-        parent = base[parent_name]
-        template = entry.get("template", parent.template)
-        if PROMPT_FIELD not in template:
-            raise StrategyError(f"{where}: template must contain {PROMPT_FIELD}")
-        exemplars = parent.exemplars
-        if "exemplars" in entry:
-            exemplars = _load_exemplars(root / entry["exemplars"], where)
-        system = entry.get("system", parent.system)
-        out[name] = Strategy(
-            name=name,
-            description=entry.get("description", f"user strategy from {source}"),
-            system=system,
-            model_default=parent.model_default and "system" not in entry,
-            exemplars=exemplars,
-            template=template,
-            followup=entry.get("followup", parent.followup),
-        )
+        out[name] = _compose(name, entry, parents, where, source)
+        return out[name]
+
+    for name in table:
+        resolve(name, ())
     return out
+
+
+def _check_entry(entry: Any, where: str) -> None:
+    if not isinstance(entry, Mapping):
+        raise StrategyError(f"{where} must be a table")
+    for key in entry:
+        if key not in _USER_KEYS:
+            raise StrategyError(
+                f"{where}: unknown key {key!r}{did_you_mean(key, _USER_KEYS)} "
+                f"(known: {', '.join(_USER_KEYS)})"
+            )
+    for key in ("description", "system", "template", "followup", "exemplars"):
+        if key in entry and not isinstance(entry[key], str):
+            raise StrategyError(f"{where}: {key} must be a string")
+    extends = entry.get("extends", "baseline")
+    if not (
+        isinstance(extends, str)
+        or (isinstance(extends, list) and extends and all(isinstance(e, str) for e in extends))
+    ):
+        raise StrategyError(
+            f"{where}: extends must be a strategy name or a non-empty list of names, "
+            'e.g. extends = ["my-deployment", "few-shot"]'
+        )
+
+
+def _compose(
+    name: str, entry: Mapping[str, Any], parents: list[Strategy], where: str, source: str
+) -> Strategy:
+    """The entry's own keys over what its parents set; two parents may not set one
+    field differently (the entry must then choose)."""
+    inherited: dict[str, Strategy] = {}
+    for parent in parents:
+        for key, unset in _FIELDS.items():
+            if key in entry or _field(parent, key) == unset:
+                continue
+            first = inherited.setdefault(key, parent)
+            if _field(first, key) != _field(parent, key):
+                raise StrategyError(
+                    f"{where}: extends both {first.name!r} and {parent.name!r}, which set "
+                    f"different {key}; set {key} in this table, or extend only one of them"
+                )
+    template = entry.get(
+        "template", inherited["template"].template if "template" in inherited else PROMPT_FIELD
+    )
+    if PROMPT_FIELD not in template:
+        raise StrategyError(f"{where}: template must contain {PROMPT_FIELD}")
+    exemplars = inherited["exemplars"].exemplars if "exemplars" in inherited else ()
+    if "exemplars" in entry:
+        exemplars = _load_exemplars(Path(source).parent / entry["exemplars"], where)
+    system_parent = inherited.get("system")
+    followup_parent = inherited.get("followup")
+    return Strategy(
+        name=name,
+        description=entry.get("description", f"user strategy from {source}"),
+        system=entry.get("system", system_parent.system if system_parent else None),
+        model_default="system" not in entry and bool(system_parent and system_parent.model_default),
+        exemplars=exemplars,
+        template=template,
+        followup=entry.get("followup", followup_parent.followup if followup_parent else None),
+    )
 
 
 def _load_exemplars(path: Path, where: str) -> tuple[tuple[str, str], ...]:

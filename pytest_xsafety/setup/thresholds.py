@@ -16,6 +16,10 @@ type; a missing value falls back strategy -> model -> ``[defaults]``.
 
 ``overcautious_pairs_max`` caps the share of contrast pairs refused on both
 sides (see :mod:`pytest_xsafety.engine.contrast`), with the same levels and fallbacks.
+
+A model entry that ``extends`` a built-in falls back to that model's budgets
+before ``[defaults]``: a value missing for ``smollm2-short`` is looked up under
+``[models.smollm2]``. Every budget carries where it came from (file and table).
 """
 
 from __future__ import annotations
@@ -67,19 +71,41 @@ class Thresholds:
     defaults: Budget = Budget()
     models: Mapping[str, ModelBudgets] = field(default_factory=dict)
 
+    def _where(self, table: str) -> str:
+        """``thresholds.toml [models.smollm2]``: the file (by name) and the table."""
+        return f"{Path(self.source).name if self.source else 'thresholds'} [{table}]"
+
+    def _levels(self, models: Sequence[str], strategy: str) -> Iterable[tuple[Level, str]]:
+        """Levels in fallback order: per model (then its base): strategy, model."""
+        for model in models:
+            mb = self.models.get(model, ModelBudgets())
+            yield mb.strategies.get(strategy, Level()), f"models.{model}.strategies.{strategy}"
+            yield mb.level, f"models.{model}"
+
+    def group_budget(
+        self, model: str, strategy: str, metric: Metric, bases: Sequence[str] = ()
+    ) -> tuple[float | None, str | None]:
+        """The group's budget and where it was set; ``bases``: the models ``model``
+        extends, nearest first."""
+        levels = [*self._levels([model, *bases], strategy), (Level(self.defaults), "defaults")]
+        for level, table in levels:
+            if (value := level.budget.get(metric)) is not None:
+                return value, self._where(table)
+        return None, None
+
+    def type_budget(
+        self, model: str, strategy: str, ptype: str, metric: Metric, bases: Sequence[str] = ()
+    ) -> tuple[float | None, str | None]:
+        for level, table in self._levels([model, *bases], strategy):
+            if ptype in level.types and (value := level.types[ptype].get(metric)) is not None:
+                return value, self._where(f"{table}.types.{ptype}")
+        return None, None
+
     def group_limit(self, model: str, strategy: str, metric: Metric) -> float | None:
-        mb = self.models.get(model, ModelBudgets())
-        for budget in (mb.strategies.get(strategy, Level()).budget, mb.level.budget, self.defaults):
-            if (value := budget.get(metric)) is not None:
-                return value
-        return None
+        return self.group_budget(model, strategy, metric)[0]
 
     def type_limit(self, model: str, strategy: str, ptype: str, metric: Metric) -> float | None:
-        mb = self.models.get(model, ModelBudgets())
-        for level in (mb.strategies.get(strategy, Level()), mb.level):
-            if ptype in level.types and (value := level.types[ptype].get(metric)) is not None:
-                return value
-        return None
+        return self.type_budget(model, strategy, ptype, metric)[0]
 
     def names(self) -> tuple[set[str], set[str], set[str]]:
         """Models, strategies and prompt types the file mentions (for validation)."""

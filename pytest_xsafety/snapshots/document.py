@@ -6,12 +6,12 @@ into lines of at most :data:`WIDTH` characters (a list of strings whose
 concatenation is the text, so nothing is lost), the prompt as a sha256 only,
 and the strategy's messages with the prompt replaced by ``{prompt}``.
 
-Responses to unsafe prompts are redacted by default: their length, sha256 and
-first :data:`HEAD_CHARS` characters are kept, so a repository does not collect
-harmful generated text, while label flips and (through the sha256) text drift
-are still seen. Wherever a response echoes the prompt (:data:`ECHO_MIN` or more
-characters in common), the echo is blanked, so no stored text reproduces the
-suite's prompts.
+Responses to unsafe prompts are redacted by default (the one policy in
+:mod:`~pytest_xsafety.core.redaction`): only their length and sha256 are kept, so
+a repository does not collect harmful generated text, while label flips and
+(through the sha256) text drift are still seen. Wherever a response echoes the
+prompt (:data:`ECHO_MIN` or more characters in common), the echo is blanked, so
+no stored text reproduces the suite's prompts.
 
 The file store is :mod:`~pytest_xsafety.snapshots.store`, the per-group
 manifest :mod:`~pytest_xsafety.snapshots.manifest`. This module knows nothing of
@@ -28,11 +28,11 @@ from typing import Any
 
 from pytest_xsafety.core.choices import UNSAFE_MODES, DriftPolicy, SnapshotStatus, UnsafeMode
 from pytest_xsafety.core.records import CaseResult, Label
-from pytest_xsafety.core.text import EXCERPT_CHARS, sha256_text
+from pytest_xsafety.core.redaction import redacts
+from pytest_xsafety.core.text import sha256_text
 
 SCHEMA = 1
 WIDTH = 72
-HEAD_CHARS = EXCERPT_CHARS
 ECHO_MIN = 25
 PROMPT_PLACEHOLDER = "{prompt}"
 EXCERPT_PLACEHOLDER = "{prompt excerpt}"
@@ -91,16 +91,14 @@ def blank_echoes(text: str, prompt: str, min_len: int = ECHO_MIN) -> str:
 
 @dataclass(frozen=True)
 class ResponseRecord:
-    """One turn's answer. ``text`` (echoes blanked) when stored in full; ``head``,
-    its first :data:`HEAD_CHARS` characters, when redacted. ``sha256`` and
-    ``chars`` are of the real, unblanked text."""
+    """One turn's answer. ``text`` (echoes blanked) when stored in full, None when
+    redacted. ``sha256`` and ``chars`` are of the real, unblanked text."""
 
     sha256: str
     chars: int
     tokens: int
     truncated: bool
     text: str | None = None
-    head: str | None = None
 
     def same_as(self, other: ResponseRecord) -> bool:
         if self.sha256 != other.sha256:
@@ -128,7 +126,7 @@ def snapshot_of(result: CaseResult, unsafe: UnsafeMode = "redacted") -> CaseSnap
     if result.error is not None:
         raise ValueError(f"{result.case.case_id}: errored cases have no snapshot")
     prompt = result.case.prompt
-    redact = unsafe == "redacted" and prompt.label == "unsafe"
+    redact = redacts(prompt.label, unsafe)
     texts = {r.text: i for i, r in enumerate(result.responses, 1)}
     messages = []
     for m in result.conversation:
@@ -141,15 +139,13 @@ def snapshot_of(result: CaseResult, unsafe: UnsafeMode = "redacted") -> CaseSnap
         messages.append((m.role, content))
     responses = []
     for g in result.responses:
-        shown = blank_echoes(g.text, prompt.text)
         responses.append(
             ResponseRecord(
                 sha256=sha256(g.text),
                 chars=len(g.text),
                 tokens=g.new_tokens,
                 truncated=g.truncated,
-                text=None if redact else shown,
-                head=shown[:HEAD_CHARS] if redact else None,
+                text=None if redact else blank_echoes(g.text, prompt.text),
             )
         )
     return CaseSnapshot(
@@ -196,8 +192,6 @@ def render(snap: CaseSnapshot) -> str:
         }
         if r.text is not None:
             entry["text"] = wrap(r.text)
-        else:
-            entry["head"] = r.head or ""
         responses.append(entry)
     doc["responses"] = responses
     return _dump(doc)
@@ -248,8 +242,9 @@ def parse(text: str) -> CaseSnapshot:
                 chars=_get(r, "chars", int, where),
                 tokens=_get(r, "tokens", int, where),
                 truncated=_get(r, "truncated", bool, where),
+                # Files recorded before redaction kept no text also hold a "head":
+                # it is ignored, and --snapshot-update drops it.
                 text=_lines(r, "text", where) if "text" in r else None,
-                head=None if "text" in r else _get(r, "head", str, where),
             )
         )
     first = doc.get("first_label")

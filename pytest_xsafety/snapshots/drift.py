@@ -22,6 +22,8 @@ class DriftSummary:
     unused: list[str] = field(default_factory=list)  # paths, relative for display
     unused_deleted: bool = False
     manifests: dict[str, list[str]] = field(default_factory=dict)  # group -> changes
+    # group -> (case files checked, recorded files not checked): manifest not rewritten
+    partial: dict[str, tuple[int, int]] = field(default_factory=dict)
     prompts: Mapping[str, str] = field(default_factory=dict)
 
     def count(self, status: SnapshotStatus) -> int:
@@ -38,6 +40,14 @@ class DriftSummary:
         out = [f"snapshots in {self.directory} ({mode}): {counts}"]
         verb = "rewritten" if self.update else "differs from the recorded one"
         for group, changes in sorted(self.manifests.items()):
+            if group in self.partial:
+                ran, left = self.partial[group]
+                out.append(
+                    f"manifest {group} not rewritten: this run re-recorded {ran} case file(s), "
+                    f"{left} other(s) keep the recorded pins ({'; '.join(changes)}); run "
+                    "--snapshot-update over all of them (a larger --xsafety-sample) to record them"
+                )
+                continue
             out.append(f"manifest {group} {verb}: {'; '.join(changes)}")
         flips = [c for c in self.cases if c.snapshot == "flip"]
         if flips:

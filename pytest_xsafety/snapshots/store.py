@@ -183,6 +183,17 @@ class Snapshots:
             "--xsafety-snapshot-dir to record elsewhere"
         )
 
+    def unchecked(
+        self, model: str, strategy: str, ran: set[Path], prompts: Sequence[Prompt]
+    ) -> list[Path]:
+        """A group's recorded case files (for prompts of the whole suite) that this run
+        did not check: a manifest rewritten now would wrongly claim them too."""
+        names = {case_relpath(Case(model, strategy, p)).name for p in prompts}
+        folder = self.group_dir(model, strategy)
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.glob(f"*{SUFFIX}") if p.name in names and p not in ran)
+
     def unused(self, model: str, strategy: str, prompts: Sequence[Prompt]) -> list[Path]:
         """Files in a group's directory for no prompt of the (whole, unsampled) suite."""
         expected = {case_relpath(Case(model, strategy, p)).name for p in prompts}

@@ -11,14 +11,58 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pytest_xsafety.core.records import Conversation, Generation
-from pytest_xsafety.engine.backends.base import Backend, BackendError, BackendUnavailable, Runtime
-from pytest_xsafety.engine.backends.weights import pins, resolve_device, weights_fingerprint
+from pytest_xsafety.engine.backends.base import (
+    Backend,
+    BackendError,
+    BackendUnavailable,
+    Runtime,
+    StepFn,
+    StepReporting,
+)
+from pytest_xsafety.engine.backends.weights import (
+    conversion_target,
+    pins,
+    resolve_device,
+    weights_fingerprint,
+)
 from pytest_xsafety.setup.models import ModelSpec
 
 __all__ = [
     "Backend", "BackendError", "BackendUnavailable", "Generation", "LazyChat", "Runtime",
-    "load_backend", "pins", "resolve_device", "weights_fingerprint",
+    "StepFn", "StepReporting", "load_backend", "load_notice", "pins", "resolve_device",
+    "weights_fingerprint",
 ]  # fmt: skip
+
+
+def load_notice(spec: ModelSpec, runtime: Runtime) -> str | None:
+    """What loading ``spec`` will do and roughly how long it takes, said before it
+    starts (a first load can be minutes of silence); None when nothing loads."""
+    where = f"{resolve_device(runtime.device)}"
+    if runtime.threads:
+        where += f", {runtime.threads} torch thread{'s' if runtime.threads > 1 else ''}"
+    if spec.backend == "hf":
+        if spec.path:
+            return f"loading {spec.name} from {spec.path} ({where})"
+        if spec.gguf:
+            target = conversion_target(spec.gguf, runtime.cache_dir)
+            if target is not None and not (target / "config.json").is_file():
+                return (
+                    f"loading {spec.name} ({where}): first use converts the "
+                    f"{spec.gguf.package} GGUF to safetensors in {target.parent}/, once "
+                    "(about 25 s on 2 CPU cores; later loads take about 2 s)"
+                )
+            if target is not None:
+                return f"loading {spec.name} from {target} ({where}, about 2 s)"
+        return (
+            f"loading {spec.name}: {spec.hub_id}@{spec.revision[:12]} from the Hugging Face "
+            f"cache or Hub ({where}; a first download of large weights takes minutes)"
+        )
+    if spec.backend == "vllm":
+        return (
+            f"loading {spec.name} with vLLM ({spec.hub_id or spec.path}): weights and engine "
+            "start-up take a minute or more"
+        )
+    return None
 
 
 def load_backend(spec: ModelSpec, runtime: Runtime) -> Backend:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pytest_xsafety.core.records import Conversation, Generation
 
@@ -43,6 +43,17 @@ class Backend(Protocol):
     ) -> list[Generation]: ...
 
     def close(self) -> None: ...
+
+
+StepFn = Callable[[int, int], None]  # (decoding step, tokens generated so far in the batch)
+
+
+@runtime_checkable
+class StepReporting(Protocol):
+    """A backend that reports each decoding step of a ``generate`` call, so progress
+    shows inside one long batch; the generation stage sets ``on_step``."""
+
+    on_step: StepFn | None
 
 
 def require(backend: str, *modules: str, extra: str, note: str = "") -> list[Any]:

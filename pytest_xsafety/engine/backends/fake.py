@@ -8,7 +8,8 @@ Its registry entry's ``options`` decide what it says:
   turn clarifies;
 - ``fail`` (regex): a batch holding such a prompt raises, like a crashing backend;
 - ``max_batch`` (int): a larger batch raises MemoryError, like a GPU out of memory;
-- ``delay`` (seconds): a pause per batch, so tests can interrupt a run mid-way;
+- ``delay`` (seconds): a pause per batch, so tests can interrupt a run mid-way (spread
+  over ten reported decoding steps, so tests can watch progress inside a batch);
 - ``log`` (path): a file that gets one line per generated conversation, so tests
   can count how often a prompt was generated.
 
@@ -29,6 +30,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from pytest_xsafety.core.records import Conversation, Generation
+from pytest_xsafety.engine.backends.base import StepFn
 from pytest_xsafety.setup.models import ModelSpec
 
 REFUSAL = "I'm sorry, but I can't help with that request."
@@ -37,6 +39,8 @@ ANSWER = "Sure. Here is a clear, helpful answer, reference {ref}: first, second,
 
 
 class FakeBackend:
+    on_step: StepFn | None = None
+
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
         self.refuse = re.compile(spec.options["refuse"]) if "refuse" in spec.options else None
@@ -77,7 +81,10 @@ class FakeBackend:
         if self.fail and any(self.fail.search(c[-1].content) for c in conversations):
             raise RuntimeError("injected fault (fake backend 'fail' option)")
         if self.delay:
-            time.sleep(self.delay)
+            for step in range(1, 11):
+                time.sleep(self.delay / 10)
+                if self.on_step is not None:
+                    self.on_step(max(1, max_new_tokens * step // 10), step * len(conversations))
         out = []
         for conv in conversations:
             words = self._reply(conv).split(" ")

@@ -18,8 +18,8 @@ from typing import Any
 
 from pytest_xsafety.core.records import Conversation, Generation
 from pytest_xsafety.core.text import sha256_file
-from pytest_xsafety.engine.backends.base import BackendError, Runtime, require
-from pytest_xsafety.engine.backends.weights import find_gguf, gguf_digest
+from pytest_xsafety.engine.backends.base import BackendError, Runtime, StepFn, require
+from pytest_xsafety.engine.backends.weights import conversion_dir, find_gguf, gguf_digest
 from pytest_xsafety.setup.models import GGUFSource, ModelSpec
 
 
@@ -39,7 +39,7 @@ def convert_gguf(source: GGUFSource, cache_dir: Path) -> tuple[Path, str]:
 
     gguf = find_gguf(source)
     digest = gguf_digest(source) or sha256_file(gguf)
-    target = cache_dir / "models" / f"{source.package}-{digest[:16]}"
+    target = conversion_dir(source.package, digest, cache_dir)
     if (target / "config.json").is_file():
         return target, digest
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -76,10 +76,35 @@ def pick_device(torch: Any, runtime: Runtime) -> str:
     return device
 
 
+def step_counter(torch: Any, transformers: Any, prompt_len: int, eos: Any, on_step: Any) -> Any:
+    """A stopping criterion that never stops: it reports each decoding step and the
+    tokens generated so far (sequences that reached EOS stop counting)."""
+    eos_ids = torch.tensor(eos if isinstance(eos, list) else [eos])
+
+    class StepCounter(transformers.StoppingCriteria):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.finished: Any = None
+            self.tokens = 0
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            last = input_ids[:, -1]
+            # This step's token counts for every sequence that had not ended before it.
+            self.tokens += int(last.numel() if self.finished is None else (~self.finished).sum())
+            done = torch.isin(last, eos_ids.to(last.device))
+            self.finished = done if self.finished is None else self.finished | done
+            on_step(input_ids.shape[1] - prompt_len, self.tokens)
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    return StepCounter()
+
+
 class HFBackend:
+    on_step: StepFn | None = None  # set by the generation stage (see base.StepReporting)
+
     def __init__(self, spec: ModelSpec, runtime: Runtime) -> None:
         torch, transformers = _require()
         self.torch = torch
+        self.transformers = transformers
         self.spec = spec
         if runtime.threads:
             torch.set_num_threads(runtime.threads)
@@ -180,7 +205,14 @@ class HFBackend:
         try:
             with torch.inference_mode():
                 config = self.make_config(**self.decoding, max_new_tokens=max_new_tokens)
-                out = self.model.generate(**enc, generation_config=config)
+                extra: dict[str, Any] = {}
+                if self.on_step is not None:
+                    prompt_len = enc["input_ids"].shape[1]
+                    counter = step_counter(
+                        torch, self.transformers, prompt_len, self.eos, self.on_step
+                    )
+                    extra["stopping_criteria"] = self.transformers.StoppingCriteriaList([counter])
+                out = self.model.generate(**enc, generation_config=config, **extra)
         except torch.cuda.OutOfMemoryError:
             # Free the failed batch's blocks before the generation stage retries it in halves.
             del enc

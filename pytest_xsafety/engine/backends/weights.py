@@ -45,6 +45,18 @@ def gguf_digest(source: GGUFSource) -> str | None:
     return _file_digest(path, st.st_size, st.st_mtime_ns)
 
 
+def conversion_dir(package: str, digest: str, cache_dir: Path) -> Path:
+    """Where the hf backend keeps a packaged GGUF's safetensors copy, per file hash."""
+    return cache_dir / "models" / f"{package}-{digest[:16]}"
+
+
+def conversion_target(source: GGUFSource, cache_dir: Path) -> Path | None:
+    """:func:`conversion_dir` of an installed package's GGUF (None when not installed),
+    found without converting or importing anything."""
+    digest = gguf_digest(source)
+    return None if digest is None else conversion_dir(source.package, digest, cache_dir)
+
+
 # Packages whose versions pin each backend's output (read from metadata, not imported).
 BACKEND_PACKAGES: dict[str, tuple[str, ...]] = {
     "hf": ("torch", "transformers"),
