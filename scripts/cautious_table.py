@@ -28,15 +28,24 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SUITE = REPO.parent / "shared" / "data" / "xstest" / "xstest_prompts.csv"
 DEFAULT_PROJECT = REPO / "examples" / "cautious-deployment"
-# The contrast-pair view (issue 17) adds its columns here once results.json carries it.
+# Contrast pairs (issue 17): each safe prompt with its unsafe twin, from results.json.
 PAIR_COLUMNS = "XSTest pairs: calibrated / over-cautious / over-compliant / inverted"
-PAIRS_PENDING = "(contrast pairs: not yet measured)"
+NO_PAIRS = "n/a (no pair in the run)"
 
 
 def rate(r: Mapping[str, Any]) -> str:
     if not r["total"]:
         return "n/a"
     return f"{100 * r['hits'] / r['total']:.1f}% ({r['hits']}/{r['total']})"
+
+
+def pairs(g: Mapping[str, Any]) -> str:
+    """A group's pair outcomes: ``1 / 7 / 0 / 0 (of 8)``."""
+    p = g.get("pairs")
+    if not p or not p["pairs"]:
+        return NO_PAIRS
+    counts = (p["calibrated"], p["over_cautious"], p["over_compliant"], p["inverted"])
+    return f"{' / '.join(map(str, counts))} (of {p['pairs']})"
 
 
 def table_lines(doc: Mapping[str, Any]) -> list[str]:
@@ -49,8 +58,7 @@ def table_lines(doc: Mapping[str, Any]) -> list[str]:
     for g in doc["groups"]:
         name = f"{g['model']}/{g['strategy']}" if several else g["strategy"]
         lines.append(
-            f"| {name} | {rate(g['safe_refusal'])} | {rate(g['unsafe_compliance'])} "
-            f"| {PAIRS_PENDING} |"
+            f"| {name} | {rate(g['safe_refusal'])} | {rate(g['unsafe_compliance'])} | {pairs(g)} |"
         )
     return lines
 

@@ -3,6 +3,7 @@ hand-written suites, and a pytester project on the fake backend."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,14 @@ from typing import Any
 import pytest
 
 from pytest_xsafety.core.choices import Gate
-from pytest_xsafety.core.records import CaseRecord, Label, ModelInfo, RunInfo, response_of
+from pytest_xsafety.core.records import (
+    CaseRecord,
+    Label,
+    ModelInfo,
+    Prompt,
+    RunInfo,
+    response_of,
+)
 from pytest_xsafety.engine.pipeline import Runner
 from pytest_xsafety.plugin import USAGE_ERRORS
 from pytest_xsafety.reporting.compare import load_baseline
@@ -125,7 +133,10 @@ def result_set() -> list[CaseRecord]:
 
 
 def make_report(
-    records: list[CaseRecord], gate: Gate = "point", baseline: Path | None = None
+    records: list[CaseRecord],
+    gate: Gate = "point",
+    baseline: Path | None = None,
+    prompts: Sequence[Prompt] = (),
 ) -> Report:
     thresholds = parse_thresholds(THRESHOLDS, "thresholds.toml")
     info = RunInfo(
@@ -145,7 +156,8 @@ def make_report(
         gate=gate,
         created="2026-01-01T00:00:00+00:00",
     )
-    return build_report(info, records, thresholds, load_baseline(baseline) if baseline else None)
+    loaded = load_baseline(baseline) if baseline else None
+    return build_report(info, records, thresholds, loaded, prompts)
 
 
 # Random-looking set-ups: a run or a clean error ------------------------------------

@@ -14,6 +14,7 @@ from matplotlib.image import imread
 
 from pytest_xsafety.cli import main
 from pytest_xsafety.core.records import CaseRecord
+from pytest_xsafety.core.redaction import stand_in
 from pytest_xsafety.reporting.compare import BaselineError, load_baseline
 from pytest_xsafety.reporting.files import FILES, SCHEMA_FILE, write_report
 from pytest_xsafety.reporting.summary import summary_lines
@@ -288,7 +289,7 @@ def test_uncertain_labels_are_counted_per_group_and_listed_redacted(tmp_path: Pa
     assert unsafe.response.text == ""
     sha, chars = unsafe.response.sha256[:12], unsafe.response.chars
     assert chars == len("I can't help with that.")
-    assert f"| full_refusal | (redacted: {chars} chars, sha256 {sha}) |" in section
+    assert f"| full_refusal | {stand_in(chars, sha)} |" in section
     assert section.count("| `m/") == 3
     with (tmp_path / "out" / "results.csv").open() as f:
         assert sum(row["uncertain"] == "True" for row in csv.DictReader(f)) == 3

@@ -428,7 +428,10 @@ def test_7_many_failing_cases_print_output_linear_in_their_number(
     result = xsafety(pytester, "fake")
     result.assert_outcomes(failed=40)
     text = result.stdout.str()
-    assert text.count("and 30 more (all in the summary)") == 40
+    # Once per failing case, plus once in the short test summary where pytest prints
+    # that line whole instead of cutting it to the terminal width (on CI, as it detects it).
+    per_case = 2 if os.environ.get("CI") or os.environ.get("BUILD_NUMBER") else 1
+    assert text.count("and 30 more (all in the summary)") == 40 * per_case
     assert text.count(", ".join(str(i) for i in range(1, 41))) == 1  # the summary, once
 
 

@@ -23,11 +23,14 @@ BACKEND_NEEDS: dict[str, tuple[tuple[str, ...], str]] = {
 Gate = Literal["point", "upper"]
 GATES: tuple[Gate, ...] = ("point", "upper")
 
-Metric = Literal["safe_refusal", "unsafe_compliance"]
+Metric = Literal["safe_refusal", "unsafe_compliance", "overcautious_pairs"]
+# The two sides' rates (each case counts in one of them) ...
 METRIC_KEYS: dict[str, Metric] = {
     "safe_refusal_max": "safe_refusal",
     "unsafe_compliance_max": "unsafe_compliance",
 }
+# ... and every key a budget table takes: those and the contrast-pair budget.
+BUDGET_KEYS: dict[str, Metric] = {**METRIC_KEYS, "overcautious_pairs_max": "overcautious_pairs"}
 
 # A snapshot check's outcome, and what fails a case.
 SnapshotStatus = Literal["unchanged", "drift", "flip", "new"]

@@ -61,7 +61,8 @@ _XSTEST_NAMES = {
 @dataclass(frozen=True)
 class Prompt:
     """One row of a suite. ``label`` says what a calibrated model should do:
-    comply with ``safe`` prompts, refuse ``unsafe`` ones."""
+    comply with ``safe`` prompts, refuse ``unsafe`` ones. ``pair``: the id of its
+    contrast twin (the prompt of the other label that shares its wording), if any."""
 
     id: str
     text: str
@@ -69,6 +70,7 @@ class Prompt:
     label: Expectation
     focus: str = ""
     note: str = ""
+    pair: str | None = None
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,9 @@ class CaseRecord:
     the same prompt under the ``baseline`` strategy from the response cache, when
     that strategy did not run. ``uncertain``: the classifier was unsure of
     ``label`` (a candidate for review); None when generation failed.
+    ``pair_id`` and ``pair_outcome``: the contrast pair the
+    case belongs to and what the model did with it (both sides needed, so the
+    controller sets them when it builds the report; None when not counted).
     """
 
     model: str
@@ -199,6 +204,8 @@ class CaseRecord:
     baseline_label: str | None = None
     cached_baseline: Label | None = None
     uncertain: bool | None = None
+    pair_id: str | None = None
+    pair_outcome: str | None = None
 
     @property
     def case_id(self) -> str:

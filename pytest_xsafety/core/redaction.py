@@ -44,7 +44,10 @@ def one_line(text: str, expected: str, mode: UnsafeMode = "redacted") -> str:
     s = shown(text, expected, mode)
     if s.text is not None:
         return repr(excerpt(s.text))
-    return (
-        f"[response redacted: {s.chars} chars, sha256 {s.sha256[:12]}; "
-        "--xsafety-report-unsafe full shows it]"
-    )
+    return stand_in(s.chars, s.sha256)
+
+
+def stand_in(chars: int | None, sha256: str) -> str:
+    """What stands in for a redacted response wherever it would be shown."""
+    size = "" if chars is None else f"{chars} chars, "
+    return f"[response redacted: {size}sha256 {sha256[:12]}; --xsafety-report-unsafe full shows it]"

@@ -45,9 +45,10 @@ from pytest_xsafety.engine.batching import (
     run_batches,
     select_batches,
 )
-from pytest_xsafety.engine.budgets import GroupSummary, summarise
+from pytest_xsafety.engine.budgets import GroupSummary
 from pytest_xsafety.engine.cache import ResponseCache, request_key
 from pytest_xsafety.engine.classify.registry import Classifier, decide, make_classifier
+from pytest_xsafety.engine.contrast import summarise_with_pairs
 from pytest_xsafety.engine.progress import Say, Ticker, duration
 from pytest_xsafety.engine.verdicts import CaseVerdict, judge_group
 from pytest_xsafety.setup.options import XSafetyConfig
@@ -367,7 +368,11 @@ class Runner:
         if case.group not in self._verdicts:
             results = self.group_results(case.group, [c for c in selected if c.group == case.group])
             self._verdicts[case.group] = judge_group(
-                results, self.plan.thresholds, self.config.gate, self.plan.bases()
+                results,
+                self.plan.thresholds,
+                self.config.gate,
+                self.plan.suite.pairs,
+                self.plan.bases(),
             )
         return self._verdicts[case.group][case.case_id]
 
@@ -398,7 +403,10 @@ class Runner:
         return found
 
     def summarise(self, records: Sequence[CaseRecord]) -> list[GroupSummary]:
-        return summarise(records, self.plan.thresholds, self.config.gate, bases=self.plan.bases())
+        return summarise_with_pairs(
+            records, self.plan.suite.pairs, self.plan.thresholds, self.config.gate,
+            bases=self.plan.bases(),
+        )  # fmt: skip
 
     def run_info(self) -> RunInfo:
         """What the report says about the run: suite, classifier, pins, decoding, gate."""

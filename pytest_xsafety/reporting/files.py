@@ -28,6 +28,7 @@ FILES = (
     "types.csv",
     "refusal-heatmap.png",
     "tradeoff.png",
+    "contrast-pairs.png",
 )
 
 
@@ -105,6 +106,25 @@ def _group_json(report: Report, s: GroupSummary) -> dict[str, Any]:
         "unsafe_compliance": rate_json(s.unsafe_compliance, s.unsafe),
         "verdict": group_verdict(s),
         "checks": [_check_json(c) for c in s.checks],
+        "pairs": _pairs_json(report, s),
+    }
+
+
+def _pairs_json(report: Report, s: GroupSummary) -> dict[str, int] | None:
+    """The group's contrast-pair outcomes; None when the run holds no pair."""
+    if not report.contrast.summaries:
+        return None
+    found = [p for p in report.contrast.summaries if (p.model, p.strategy) == (s.model, s.strategy)]
+    if not found:
+        return None
+    p = found[0]
+    return {
+        "pairs": p.pairs,
+        "calibrated": p.calibrated,
+        "over_cautious": p.over_cautious,
+        "over_compliant": p.over_compliant,
+        "inverted": p.inverted,
+        "uncounted": p.uncounted,
     }
 
 
@@ -170,10 +190,10 @@ def write_report(report: Report, directory: Path) -> list[Path]:
     import json
 
     from pytest_xsafety.reporting.markdown import summary_markdown
-    from pytest_xsafety.reporting.plots import refusal_heatmap, tradeoff_plot
+    from pytest_xsafety.reporting.plots import pair_outcome_plot, refusal_heatmap, tradeoff_plot
 
     def write(tmp: Path) -> list[str]:
-        summary, results, csv, types, heatmap, tradeoff = (tmp / name for name in FILES)
+        summary, results, csv, types, heatmap, tradeoff, pairs = (tmp / name for name in FILES)
         summary.write_text(summary_markdown(report), encoding="utf-8")
         document = results_json(report)
         text = json.dumps(document, indent=2, allow_nan=False) + "\n"
@@ -183,6 +203,7 @@ def write_report(report: Report, directory: Path) -> list[Path]:
         table.to_csv(types, index=False)
         refusal_heatmap(table, heatmap)
         tradeoff_plot(report.summaries, tradeoff)
+        pair_outcome_plot(report.contrast.summaries, pairs)
         return list(FILES)
 
     return write_together(directory, write)

@@ -11,10 +11,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pytest_xsafety.core.choices import Gate
-from pytest_xsafety.core.records import CaseRecord, RunInfo
+from pytest_xsafety.core.records import CaseRecord, Prompt, RunInfo
 from pytest_xsafety.engine.budgets import GroupSummary, summarise
+from pytest_xsafety.engine.contrast import (
+    ContrastStudy,
+    contrast_study,
+    summarise_with_pairs,
+    with_pair_outcomes,
+)
 from pytest_xsafety.reporting.compare import Baseline, GroupChange, compare, mark
 from pytest_xsafety.reporting.terminal import breach_lines
+from pytest_xsafety.setup.pairs import contrast_pairs
 from pytest_xsafety.setup.thresholds import Thresholds
 
 
@@ -29,6 +36,9 @@ class Report:
     changes: tuple[GroupChange, ...] = field(default_factory=tuple)
     # The baseline strategy's rates from the response cache, when it did not run.
     cached: tuple[GroupSummary, ...] = field(default_factory=tuple)
+    # Contrast pairs: outcomes, shifts, trigger words; the run's prompts by id (their text).
+    contrast: ContrastStudy = field(default_factory=ContrastStudy)
+    prompts: tuple[Prompt, ...] = ()
 
     @property
     def study_summaries(self) -> tuple[GroupSummary, ...]:
@@ -66,17 +76,27 @@ def build_report(
     records: Sequence[CaseRecord],
     thresholds: Thresholds,
     baseline: Baseline | None = None,
+    prompts: Sequence[Prompt] = (),
     bases: Mapping[str, Sequence[str]] | None = None,
 ) -> Report:
-    """Summarise the records against the budgets (once) and compare with the baseline run.
+    """Summarise the records against the budgets (once), compare with the baseline run,
+    and study the contrast pairs of the run's ``prompts`` (each record gets its pair).
     ``bases``: per model, the models it extends (see :func:`.budgets.summarise`)."""
     marked = mark(records, baseline) if baseline is not None else list(records)
     changes = compare(marked, baseline) if baseline is not None else []
     # Every group that ran, including one whose cases all errored.
     groups = list(dict.fromkeys(r.group for r in records))
-    summaries = summarise(records, thresholds, info.gate, groups, bases)
-    cached = cached_baselines(records, thresholds, info.gate, bases)
-    return Report(info, tuple(marked), tuple(summaries), baseline, tuple(changes), cached)
+    summaries = summarise_with_pairs(
+        records, contrast_pairs(prompts), thresholds, info.gate, groups, bases
+    )
+    base = cached_baseline_records(records)
+    cached = tuple(summarise(base, thresholds, info.gate, bases=bases))
+    study = contrast_study(records, prompts, base)
+    marked = with_pair_outcomes(marked, prompts, study)
+    return Report(
+        info, tuple(marked), tuple(summaries), baseline, tuple(changes), cached, study,
+        tuple(prompts),
+    )  # fmt: skip
 
 
 def cached_baselines(
@@ -87,18 +107,23 @@ def cached_baselines(
 ) -> tuple[GroupSummary, ...]:
     """``baseline`` summaries of models whose every case carries the label its prompt
     got under ``baseline`` in the response cache (labelled where the case ran)."""
+    return tuple(summarise(cached_baseline_records(records), thresholds, gate, bases=bases))
+
+
+def cached_baseline_records(records: Sequence[CaseRecord]) -> list[CaseRecord]:
+    """``baseline`` records, from the cached labels the cases carry, of models whose
+    every case carries one (none when ``baseline`` ran)."""
     if any(r.strategy == "baseline" for r in records):
-        return ()
-    out: list[GroupSummary] = []
+        return []
+    out: list[CaseRecord] = []
     for model in dict.fromkeys(r.model for r in records):
         mine = [r for r in records if r.model == model]
         if any(r.cached_baseline is None for r in mine):
             continue
         prompts = {r.prompt_id: r for r in mine}  # each prompt once, in run order
-        base = [
+        out += [
             CaseRecord(model, "baseline", r.prompt_id, r.prompt_type, r.expected, r.classifier,
                        "", label=r.cached_baseline)
             for r in prompts.values()
         ]  # fmt: skip
-        out += summarise(base, thresholds, gate, bases=bases)
-    return tuple(out)
+    return out

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_xsafety.core.stats import wilson
 from pytest_xsafety.engine.budgets import GroupSummary
+from pytest_xsafety.engine.contrast import PAIR_OUTCOMES, PairSummary
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,6 +25,14 @@ SIDES = (
     ("safe", "Safe prompts: refused = exaggerated safety (lower is better)", "Reds"),
     ("unsafe", "Unsafe prompts: refused (higher is better)", "Greens"),
 )
+
+# Pair outcomes: green is what a calibrated model does; red the lexical-overfitting signal.
+COLOURS = {
+    "calibrated": "#2ca02c",
+    "over-cautious": "#d62728",
+    "over-compliant": "#ff7f0e",
+    "inverted": "#7f7f7f",
+}
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -143,4 +152,34 @@ def tradeoff_plot(summaries: Sequence[GroupSummary], path: Path) -> None:
     ax.grid(alpha=0.3)
     if plotted:
         ax.legend(title="model", fontsize=8)
+    _save(fig, path)
+
+
+def pair_outcome_plot(summaries: Sequence[PairSummary], path: Path) -> None:
+    """One horizontal bar per model x strategy, split into the four outcomes' shares."""
+    groups = [s for s in summaries if s.pairs]
+    fig = _figure(7.0, 1.4 + 0.45 * max(len(groups), 1))
+    ax = fig.subplots()
+    if not groups:
+        ax.text(0.5, 0.5, "no pair was counted", ha="center", va="center",
+                transform=ax.transAxes)  # fmt: skip
+        ax.set_axis_off()
+        _save(fig, path)
+        return
+    one_model = len({s.model for s in groups}) == 1
+    names = [s.strategy if one_model else f"{s.model}/{s.strategy}" for s in groups]
+    left = [0.0] * len(groups)
+    for outcome in PAIR_OUTCOMES:
+        widths = [100 * (s.share(outcome) or 0.0) for s in groups]
+        ax.barh(names, widths, left=left, color=COLOURS[outcome], label=outcome)
+        for i, (x, w) in enumerate(zip(left, widths, strict=True)):
+            if w >= 6:  # label only segments wide enough to hold it
+                ax.text(x + w / 2, i, str(groups[i].count(outcome)), ha="center",
+                        va="center", fontsize=7, color="white")  # fmt: skip
+        left = [x + w for x, w in zip(left, widths, strict=True)]
+    ax.invert_yaxis()  # first group on top, as in the tables
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("share of counted contrast pairs, %")
+    ax.set_title("Contrast pairs per strategy (over-cautious = refuses both)", fontsize=10)
+    fig.legend(ncols=4, fontsize=7, loc="outside lower center")
     _save(fig, path)

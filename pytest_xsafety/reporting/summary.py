@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_xsafety.reporting.contrast import pair_lines
 from pytest_xsafety.reporting.model import Report
 from pytest_xsafety.reporting.terminal import (
     breach_lines,
@@ -44,6 +45,7 @@ def summary_lines(
     out = [Line(f"xsafety summary (gate: {report.info.gate})", sep="=")]
     out += [Line(s) for s in summary_table(report.summaries) + budget_sources(report.summaries)]
     out += _study(report)
+    out += _pairs(report)
     if report.baseline is not None:
         out.append(Line(f"changes since {report.baseline.source} (exact McNemar)", sep="-"))
         out += [Line(s) for s in change_lines(report.changes)]
@@ -64,6 +66,14 @@ def _study(report: Report) -> list[Line]:
         return []
     title = STUDY_TITLE + ("; baseline from the response cache" if report.cached else "")
     return [Line(title, sep="-"), *(Line(s) for s in study)]
+
+
+def _pairs(report: Report) -> list[Line]:
+    study = report.contrast
+    if not any(s.pairs or s.uncounted for s in study.summaries):
+        return []
+    title = "contrast pairs (over-cautious: refuses both the safe prompt and its unsafe twin)"
+    return [Line(title, sep="-"), *(Line(s) for s in pair_lines(study.summaries, study.shifts))]
 
 
 def _response_notes(report: Report) -> list[Line]:

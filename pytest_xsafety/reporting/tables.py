@@ -38,6 +38,8 @@ def case_json(r: CaseRecord) -> dict[str, Any]:
         "snapshot_old_label": r.snapshot_old_label,
         "baseline": r.baseline,
         "baseline_label": r.baseline_label,
+        "pair_id": r.pair_id,
+        "pair_outcome": r.pair_outcome,
         "response": None if r.response is None else asdict(r.response),
     }
 

@@ -14,7 +14,11 @@ from pytest_xsafety.core.stats import Interval
 from pytest_xsafety.engine.budgets import Check, GroupSummary
 from pytest_xsafety.reporting.compare import GroupChange, SideChange
 
-METRIC_NAMES = {"safe_refusal": "safe refusal", "unsafe_compliance": "unsafe compliance"}
+METRIC_NAMES = {
+    "safe_refusal": "safe refusal",
+    "unsafe_compliance": "unsafe compliance",
+    "overcautious_pairs": "over-cautious pairs",
+}
 
 
 def pct(value: float | None) -> str:

@@ -118,8 +118,9 @@ class XSafetySession:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED  # as syrupy does
         plan = self.runner.plan
         self.report = build_report(
-            self.runner.run_info(), self.run_records(), plan.thresholds, self.baseline, plan.bases()
-        )
+            self.runner.run_info(), self.run_records(), plan.thresholds, self.baseline,
+            plan.suite.prompts, plan.bases(),
+        )  # fmt: skip
         if self.xconfig.report is not None:
             try:
                 self.report_files = write_report(self.report, self.xconfig.report)
@@ -200,7 +201,7 @@ def run_header(runner: Runner) -> list[str]:
     known = f" ({suite.known_as})" if suite.known_as else ""
     lines = [
         f"xsafety: suite {suite.name} from {suite.source}: {len(suite.prompts)} prompts, "
-        f"sha256 {suite.sha256[:16]}{known}",
+        f"{len(suite.pairs)} contrast pairs, sha256 {suite.sha256[:16]}{known}",
     ]
     if suite.hash_warning:
         lines.append(f"xsafety: WARNING: {suite.hash_warning}")

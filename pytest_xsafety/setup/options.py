@@ -69,7 +69,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "[tool.xsafety.models.NAME]); comma-separated. Turns the plugin on."),
     OptionSpec("strategy", "NAME[,NAME]", "Prompting strategies, comma-separated.", "baseline"),
     OptionSpec("suite", "NAME|PATH", "'xstest' (local cache, else the Hub at a pinned "
-               "revision) or the path of a CSV with columns id,prompt,type,label,focus,note.",
+               "revision) or the path of a CSV with columns id,prompt,type,label,focus,note "
+               "(and optionally pair).",
                "xstest"),
     OptionSpec("sample", "N", "Only the first N prompts (by id) of each prompt type."),
     OptionSpec("classifier", "NAME", "Response classifier: a built-in name (default, strmatch, "

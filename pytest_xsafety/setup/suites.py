@@ -1,7 +1,9 @@
 """Suite stage: find, validate and sample a prompt suite.
 
 A suite is a CSV with XSTest's columns ``id,prompt,type,label,focus,note``
-(``label`` is ``safe`` or ``unsafe``). ``xstest`` resolves from an explicit path,
+(``label`` is ``safe`` or ``unsafe``), plus an optional ``pair`` column: the id of
+the prompt's contrast twin (see :mod:`pytest_xsafety.setup.pairs`; XSTest's pairs are
+derived from its layout). ``xstest`` resolves from an explicit path,
 else the local cache, else the Hugging Face Hub at a pinned revision; every
 suite records the sha256 of its file so a changed upstream file is visible.
 """
@@ -18,6 +20,12 @@ from pathlib import Path
 
 from pytest_xsafety.core.records import Prompt
 from pytest_xsafety.core.text import UsageError, sha256_file
+from pytest_xsafety.setup.pairs import (
+    ContrastPair,
+    contrast_pairs,
+    pair_problem,
+    with_xstest_pairs,
+)
 
 REQUIRED_COLUMNS = ("id", "prompt", "type", "label", "focus", "note")
 LABELS = ("safe", "unsafe")
@@ -48,6 +56,11 @@ class Suite:
     def known_as(self) -> str | None:
         """The published suite this file is byte-identical to, if any."""
         return KNOWN_HASHES.get(self.sha256)
+
+    @property
+    def pairs(self) -> tuple[ContrastPair, ...]:
+        """Contrast pairs with both prompts in this (possibly sampled) suite."""
+        return contrast_pairs(self.prompts)
 
     @property
     def hash_warning(self) -> str | None:
@@ -112,9 +125,15 @@ def parse_suite(path: Path, name: str | None = None) -> Suite:
     seen: dict[str, int] = {}
     for line, row in rows:
         prompts.append(_prompt(row, f"{path}:{line}", seen, line))
-    return Suite(
-        name=name or path.stem, source=str(path), sha256=sha256_file(path), prompts=tuple(prompts)
-    )
+    sha256 = sha256_file(path)
+    name = name or path.stem
+    if "pair" not in header and (name == "xstest" or sha256 == XSTEST_SHA256):
+        prompts = list(with_xstest_pairs(prompts))
+    problem = pair_problem(prompts)
+    if problem is not None:
+        pid, fix = problem
+        raise SuiteError(f"{path}:{seen[pid]}: id {pid}: {fix}")
+    return Suite(name=name, source=str(path), sha256=sha256, prompts=tuple(prompts))
 
 
 def _prompt(row: dict[str, str | None], where: str, seen: dict[str, int], line: int) -> Prompt:
@@ -152,6 +171,7 @@ def _prompt(row: dict[str, str | None], where: str, seen: dict[str, int], line: 
         label="safe" if label == "safe" else "unsafe",
         focus=(row.get("focus") or "").strip(),
         note=(row.get("note") or "").strip(),
+        pair=(row.get("pair") or "").strip() or None,
     )
 
 

@@ -14,6 +14,9 @@ type; a missing value falls back strategy -> model -> ``[defaults]``.
     [models.smollm2.types.homonyms]
     safe_refusal_max = 0.0
 
+``overcautious_pairs_max`` caps the share of contrast pairs refused on both
+sides (see :mod:`pytest_xsafety.engine.contrast`), with the same levels and fallbacks.
+
 A model entry that ``extends`` a built-in falls back to that model's budgets
 before ``[defaults]``: a value missing for ``smollm2-short`` is looked up under
 ``[models.smollm2]``. Every budget carries where it came from (file and table).
@@ -27,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_xsafety.core.choices import METRIC_KEYS, Metric
+from pytest_xsafety.core.choices import BUDGET_KEYS, Metric
 from pytest_xsafety.core.text import UsageError, did_you_mean
 
 
@@ -41,9 +44,11 @@ class Budget:
 
     safe_refusal_max: float | None = None
     unsafe_compliance_max: float | None = None
+    overcautious_pairs_max: float | None = None
 
     def get(self, metric: Metric) -> float | None:
-        return self.safe_refusal_max if metric == "safe_refusal" else self.unsafe_compliance_max
+        value: float | None = getattr(self, f"{metric}_max")
+        return value
 
 
 @dataclass(frozen=True)
@@ -118,8 +123,8 @@ def _budget(table: Mapping[str, Any], where: str, allowed_tables: Sequence[str])
     for key, value in table.items():
         if key in allowed_tables:
             continue
-        if key not in METRIC_KEYS:
-            known = [*METRIC_KEYS, *allowed_tables]
+        if key not in BUDGET_KEYS:
+            known = [*BUDGET_KEYS, *allowed_tables]
             raise ThresholdsError(
                 f"{where}: unknown key {key!r}{did_you_mean(key, known)}; "
                 f"allowed here: {', '.join(known)}"

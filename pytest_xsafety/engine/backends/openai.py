@@ -119,6 +119,12 @@ class OpenAIBackend:
         except openai.APIConnectionError as exc:
             reason = self._redact(str(exc.__cause__ or exc))[:200]
             raise _Retry(f"connection failed ({reason})", unreachable=True) from None
+        except Exception as exc:
+            # Some openai releases let the HTTP transport's own read timeout
+            # (httpcore's ReadTimeout) through unmapped: it is still a timeout.
+            if not type(exc).__name__.endswith("Timeout"):
+                raise
+            raise _Retry(f"no response within {self.timeout:g} s") from None
         if not response.choices:
             raise BackendError(f"model {self.spec.name!r}: {self.endpoint} returned no choices")
         if response.system_fingerprint:
