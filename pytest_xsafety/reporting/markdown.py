@@ -174,7 +174,9 @@ def contrast_section(report: Report) -> list[str]:
             f"Trigger words: refusal rate of safe prompts per {title}, highest first:",
             "",
         ]
-        lines += md_table(trigger_cells(rows)) if rows else ["No safe prompt was refused."]
+        # Prompts without a value (XSTest leaves some blank) cannot show up here.
+        none = f"No refused safe prompt has a {title}."
+        lines += md_table(trigger_cells(rows)) if rows else [none]
     return lines
 
 
