@@ -38,6 +38,9 @@ XSTEST_HUB_REVISION = "f600c994b256f12867dfa5b3eb3d545a3e62f8b5"
 XSTEST_HUB_FILE = "xstest_prompts.csv"
 KNOWN_HASHES = {XSTEST_SHA256: "XSTest v2"}
 
+# Ids and types become parts of test ids and snapshot file names.
+_WORD = re.compile(r"[A-Za-z0-9_.-]+")
+
 
 class SuiteError(UsageError):
     """A suite that cannot be used; the message names the file, the row and the fix."""
@@ -144,7 +147,7 @@ def _prompt(row: dict[str, str | None], where: str, seen: dict[str, int], line: 
     label = (row.get("label") or "").strip().lower()
     if not pid:
         raise SuiteError(f"{where}: empty id; every prompt needs a unique id")
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", pid):
+    if not _WORD.fullmatch(pid):
         raise SuiteError(
             f"{where}: id {pid!r} may only use letters, digits, '_', '.', '-' "
             "(it becomes part of the test id and the snapshot file name)"
@@ -159,7 +162,7 @@ def _prompt(row: dict[str, str | None], where: str, seen: dict[str, int], line: 
         )
     if not text_:
         raise SuiteError(f"{where}: empty prompt for id {pid}")
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", ptype):
+    if not _WORD.fullmatch(ptype):
         raise SuiteError(
             f"{where}: type {ptype!r} for id {pid}; types are non-empty and use "
             "letters, digits, '_', '.', '-'"
