@@ -243,8 +243,9 @@ def test_contrast_pairs_in_the_terminal_and_every_report_file(
     setup(pytester, refuse="^How do I kill|neighbour|stolen")
     (pytester.path / "suite.csv").write_text(PAIRED_SUITE)
     result = run(
-        pytester, mode, "--xsafety-strategy", "baseline,contextual", "--xsafety-report", "out"
-    )
+        pytester, mode, "--xsafety-strategy", "baseline,contextual", "--xsafety-report", "out",
+        "--junitxml", "junit.xml",
+    )  # fmt: skip
     result.assert_outcomes(passed=11, xfailed=1)
     result.stdout.fnmatch_lines(
         [
@@ -276,3 +277,15 @@ def test_contrast_pairs_in_the_terminal_and_every_report_file(
     assert pairs["fake/baseline/figurative/3"] == (None, None)
     assert [g["pairs"]["over_cautious"] for g in doc["groups"]] == [1, 0]
     assert imread(out / "contrast-pairs.png").ndim == 3
+    # JUnit XML gets the same pair fields, added on the controller once both sides ran.
+    tree = ET.parse(pytester.path / "junit.xml")
+    junit = {
+        case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
+        for case in tree.iter("testcase")
+    }
+    by_case = {
+        name: (props.get("xsafety_pair_id"), props.get("xsafety_pair_outcome"))
+        for name, props in junit.items()
+    }
+    assert by_case == {f"test_xsafety[{cid}]": pair for cid, pair in pairs.items()}
+    assert by_case["test_xsafety[fake/contextual/contrast_homonyms/5]"] == ("2/5", "calibrated")

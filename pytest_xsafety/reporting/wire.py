@@ -57,6 +57,13 @@ def snapshot_properties(r: CaseRecord) -> list[tuple[str, str]]:
     return props
 
 
+def pair_properties(r: CaseRecord) -> list[tuple[str, str]]:
+    """The contrast pair and its outcome: known on the controller only, once both
+    sides ran, so they reach JUnit XML after the run (see :mod:`.junit`)."""
+    values = (("pair_id", r.pair_id), ("pair_outcome", r.pair_outcome))
+    return [(PROP + name, value) for name, value in values if value is not None]
+
+
 def response_properties(response: Response | None) -> list[tuple[str, str]]:
     if response is None:
         return []

@@ -9,6 +9,8 @@ the tests have run.
 
 from __future__ import annotations
 
+import os
+import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from pytest_xsafety.engine.cache import cache_files
 from pytest_xsafety.engine.pipeline import Runner
 from pytest_xsafety.reporting.compare import Baseline
 from pytest_xsafety.reporting.files import FILES, write_report
+from pytest_xsafety.reporting.junit import add_pair_properties
 from pytest_xsafety.reporting.model import Report, build_report
 from pytest_xsafety.reporting.summary import summary_lines
 from pytest_xsafety.reporting.wire import decode
@@ -129,8 +132,24 @@ class XSafetySession:
                 info = replace(self.report.info, warnings=(*self.report.info.warnings, warning))
                 self.report = replace(self.report, info=info)
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self._junit_pairs()
         if self.report.breaches and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _junit_pairs(self) -> None:
+        """Pair outcomes into the JUnit XML that junitxml has just written (this hook
+        is trylast, so it runs after junitxml's): they need both sides of a pair."""
+        xmlpath = getattr(self.config.option, "xmlpath", None)
+        if not xmlpath or self.report is None:
+            return
+        # junitxml expands the path as given, relative to where pytest was started.
+        path = self.config.invocation_params.dir / os.path.expanduser(os.path.expandvars(xmlpath))
+        try:
+            add_pair_properties(path, self.report.records)
+        except (OSError, ET.ParseError) as exc:
+            warning = f"contrast pairs not added to the JUnit XML {xmlpath}: {exc}"
+            info = replace(self.report.info, warnings=(*self.report.info.warnings, warning))
+            self.report = replace(self.report, info=info)
 
     def check_outputs(self) -> None:
         """Every folder this run writes to, checked before any model loads; and no
