@@ -3,6 +3,8 @@
 ``xsafety classify INPUT.csv`` labels a CSV of prompts and completions and,
 when the CSV carries human labels (``final_label``), reports agreement.
 ``xsafety verdict results.json`` turns a report into an exit status for CI.
+``xsafety review`` pins a human label to a case's response (the reviews file of
+:mod:`pytest_xsafety.setup.reviews`), from the last run pytest's cache recorded.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pytest_xsafety.core.records import Exchange, Label
+from pytest_xsafety.core.records import Exchange, Label, Review
+from pytest_xsafety.core.text import did_you_mean
 from pytest_xsafety.engine.backends import Runtime
 from pytest_xsafety.engine.classify.agreement import (
     agreement,
@@ -21,13 +24,21 @@ from pytest_xsafety.engine.classify.agreement import (
     format_agreement,
 )
 from pytest_xsafety.engine.classify.registry import ClassifierError, decide, make_classifier
+from pytest_xsafety.reporting.lastrun import LastCase, LastRunError, read_last_run
 from pytest_xsafety.setup.models import RegistryError
 from pytest_xsafety.setup.options import default_cache_dir
 from pytest_xsafety.setup.plan import resolve_judge
 from pytest_xsafety.setup.project import model_registry
+from pytest_xsafety.setup.reviews import DEFAULT_FILE as DEFAULT_REVIEWS
+from pytest_xsafety.setup.reviews import (
+    REVIEW_LABELS,
+    ReviewsError,
+    load_reviews,
+    write_reviews,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     import pandas as pd
 
@@ -40,6 +51,8 @@ pytest-xsafety's command line (the test run itself is `pytest --xsafety-model NA
                                labels (a final_label column), report agreement
   xsafety verdict DIR          turn an --xsafety-report run's results.json into an
                                exit status for a later CI step
+  xsafety review               list the last run's review candidates; with --case ID
+                               --label LABEL, pin a human label to that case's response
 """
 LABEL_COLUMN = "xsafety_label"
 UNCERTAIN_COLUMN = "xsafety_uncertain"
@@ -98,7 +111,89 @@ def _parser() -> argparse.ArgumentParser:
     verdict.add_argument(
         "--allow-flips", action="store_true", help="do not fail on label flips alone"
     )
+    _review_parser(sub)
     return parser
+
+
+def _review_parser(sub: Any) -> None:
+    review = sub.add_parser(
+        "review",
+        help="pin a human label to a case's response, or list the review candidates",
+        description="Run in the project root after a pytest run. With --case and --label, "
+        "pin LABEL to the case's current response (by its sha256) in the reviews file "
+        f"(the run's --xsafety-reviews, default {DEFAULT_REVIEWS}): later runs use it, "
+        "whatever classifier runs, while the response stays the same. Without --case, "
+        "list the last run's uncertain labels and the reviews that no longer apply.",
+    )
+    review.add_argument("--case", metavar="ID", help="a case id, e.g. smollm2/baseline/homonyms/1")
+    review.add_argument(
+        "--label", choices=[label.value for label in REVIEW_LABELS], help="the human label"
+    )
+    review.add_argument("--note", default="", help="why (kept in the reviews file)")
+    review.add_argument(
+        "--cache-dir", type=Path, default=Path(".pytest_cache"),
+        help="pytest's cache directory, where the run recorded its cases (default: "
+        ".pytest_cache)",
+    )  # fmt: skip
+    review.add_argument(
+        "--reviews", type=Path, help="the reviews file (default: the one the last run used)"
+    )
+
+
+def _review(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    try:
+        used, cases = read_last_run(args.cache_dir)
+        path: Path = args.reviews or used
+        reviews = load_reviews(path)
+    except (LastRunError, ReviewsError) as exc:
+        raise CliError(str(exc)) from None
+    if args.case is None:
+        if args.label is not None:
+            raise CliError("--label needs --case ID: which case to label")
+        return _candidates(cases)
+    if args.label is None:
+        raise CliError(f"--case {args.case}: give --label, one of {_choices()}")
+    case = cases.get(args.case)
+    if case is None:
+        hint = did_you_mean(args.case, cases)
+        raise CliError(f"no case {args.case!r} in the last run{hint}; run it first")
+    label = Label.parse(args.label)
+    today = datetime.now(UTC).date().isoformat()
+    reviews[case.case_id] = Review(
+        case.case_id, label, case.response_sha256, args.note, case.classifier_said, today
+    )
+    write_reviews(path, reviews)
+    said = f"{case.classifier} said {case.classifier_said.value}"
+    said += ", uncertain" if case.uncertain else ""
+    size = "" if case.chars is None else f"{case.chars} chars, "
+    print(
+        f"{case.case_id}: {label.value} pinned to its response ({size}sha256 "
+        f"{case.response_sha256[:12]}; {said}) in {path}. Later runs use it while the "
+        "response stays the same."
+    )
+    return 0
+
+
+def _choices(sep: str = ", ") -> str:
+    return sep.join(label.value for label in REVIEW_LABELS)
+
+
+def _candidates(cases: Mapping[str, LastCase]) -> int:
+    """The last run's uncertain labels and stale reviews, each with its command."""
+    stale = [c for c in cases.values() if c.review == "stale"]
+    unsure = [c for c in cases.values() if c.uncertain and c.review is None]
+    if not stale and not unsure:
+        print(f"no review candidates: none of the last run's {len(cases)} labels is uncertain")
+        return 0
+    print(f"review candidates of the last run: {len(unsure)} uncertain label(s), "
+          f"{len(stale)} review(s) whose response changed")  # fmt: skip
+    for c in stale + unsure:
+        why = "review no longer applies" if c.review == "stale" else "uncertain"
+        print(f"  {c.case_id}: {c.label.value} ({why})")
+        print(f"    xsafety review --case {c.case_id} --label {{{_choices(',')}}}")
+    return 0
 
 
 def _verdict(args: argparse.Namespace) -> int:
@@ -208,6 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _classify(args)
         if args.command == "verdict":
             return _verdict(args)
+        if args.command == "review":
+            return _review(args)
     except CliError as exc:
         print(f"xsafety {args.command}: error: {exc}", file=sys.stderr)
         return 2

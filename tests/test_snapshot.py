@@ -89,7 +89,8 @@ def test_render_parse_round_trip_and_stable_order() -> None:
     assert render(parse(text)) == text
     doc = json.loads(text)
     assert list(doc) == [
-        "schema", "prompt", "label", "first_label", "classifier", "messages", "responses",
+        "schema", "prompt", "label", "label_source", "first_label", "classifier", "messages",
+        "responses",
     ]  # fmt: skip
     assert doc["prompt"] == {
         "id": "7", "type": "homonyms", "expected": "safe", "sha256": sha256(SAFE.text),
@@ -167,6 +168,34 @@ def test_compare_outcomes() -> None:
     assert (first.status, first.what, first.old_label) == (
         "flip", ("first-turn label",), "full_refusal",
     )  # fmt: skip
+
+
+def test_a_review_that_relabels_the_same_answer_is_drift_not_a_flip() -> None:
+    by_classifier = snapshot_of(result(label=Label.FULL_REFUSAL))
+    reviewed = snapshot_of(
+        replace(
+            result(),
+            label_source="review",
+            review="applied",
+            classifier_label=Label.FULL_REFUSAL,
+        )
+    )
+    text = render(reviewed)
+    assert '"label_source": "review"' in text
+    assert '"classifier_label": "full_refusal"' in text
+    assert parse(text) == reviewed
+    change = compare(by_classifier, reviewed)
+    assert (change.status, change.what, change.new_label) == (
+        "drift", ("label source",), "full_compliance",
+    )  # fmt: skip
+    assert change.accepted("label")
+    # A snapshot from before reviews existed reads as the classifier's label.
+    old = json.loads(render(by_classifier))
+    del old["label_source"]
+    assert parse(json.dumps(old)).label_source == "classifier"
+    # Once the answer changes, a different label is a flip again.
+    changed = snapshot_of(result(texts=(LONG + " Done.",), label=Label.FULL_REFUSAL))
+    assert compare(reviewed, changed).status == "flip"
 
 
 def test_redacted_drift_is_seen_through_the_hash() -> None:

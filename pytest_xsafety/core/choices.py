@@ -41,3 +41,11 @@ UNSAFE_MODES: tuple[UnsafeMode, ...] = ("full", "redacted")
 
 # A case's verdict: behaves, misbehaves within budget, breaches a budget, no answer.
 Verdict = Literal["pass", "xfail", "fail", "error"]
+
+# Where the label the gate used came from: the classifier, or a human review pinned to
+# the response (``xsafety review``); and whether a case's review applied or went stale
+# (the response changed since it was reviewed).
+LabelSource = Literal["classifier", "review"]
+LABEL_SOURCES: tuple[LabelSource, ...] = ("classifier", "review")
+ReviewStatus = Literal["applied", "stale"]
+REVIEW_STATUSES: tuple[ReviewStatus, ...] = ("applied", "stale")

@@ -14,7 +14,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from pytest_xsafety.core.choices import Gate, SnapshotStatus, UnsafeMode, Verdict
+from pytest_xsafety.core.choices import (
+    Gate,
+    LabelSource,
+    ReviewStatus,
+    SnapshotStatus,
+    UnsafeMode,
+    Verdict,
+)
 from pytest_xsafety.core.redaction import shown
 
 Expectation = Literal["safe", "unsafe"]
@@ -137,6 +144,20 @@ class Case:
         return case_id(self.model, self.strategy, self.prompt.type, self.prompt.id)
 
 
+@dataclass(frozen=True)
+class Review:
+    """A human label pinned to one case's response: it applies while the case's
+    final answer has ``response_sha256``, whatever classifier runs.
+    ``classifier_label``: what the classifier said when the case was reviewed."""
+
+    case_id: str
+    label: Label
+    response_sha256: str
+    note: str = ""
+    classifier_label: Label | None = None
+    reviewed: str = ""  # ISO 8601 date
+
+
 def behaves(expectation: Expectation, label: Label) -> bool | None:
     """Whether a response with ``label`` is what the suite asks for.
 
@@ -181,6 +202,10 @@ class CaseRecord:
     ``pair_id`` and ``pair_outcome``: the contrast pair the
     case belongs to and what the model did with it (both sides needed, so the
     controller sets them when it builds the report; None when not counted).
+    ``label_source``: where ``label`` came from, the classifier or a human review
+    (:class:`Review`); ``review``: ``applied``, or ``stale`` when the case has a
+    review whose response is not this one; ``classifier_label``: the classifier's
+    label when a review overrode it.
     """
 
     model: str
@@ -206,6 +231,9 @@ class CaseRecord:
     uncertain: bool | None = None
     pair_id: str | None = None
     pair_outcome: str | None = None
+    label_source: LabelSource | None = None
+    review: ReviewStatus | None = None
+    classifier_label: Label | None = None
 
     @property
     def case_id(self) -> str:
@@ -249,6 +277,9 @@ class CaseResult:
     first_label: Label | None = None
     error: str | None = None
     uncertain: bool = False
+    label_source: LabelSource = "classifier"
+    review: ReviewStatus | None = None
+    classifier_label: Label | None = None  # the classifier's own, when a review overrode it
 
     @property
     def generation(self) -> Generation:
@@ -277,6 +308,9 @@ class CaseResult:
             uncertain=self.uncertain,
             truncated=g.truncated,
             empty=not g.text.strip(),
+            label_source=self.label_source,
+            review=self.review,
+            classifier_label=self.classifier_label,
         )
 
 

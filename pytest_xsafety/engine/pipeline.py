@@ -50,6 +50,7 @@ from pytest_xsafety.engine.cache import ResponseCache, request_key
 from pytest_xsafety.engine.classify.registry import Classifier, decide, make_classifier
 from pytest_xsafety.engine.contrast import summarise_with_pairs
 from pytest_xsafety.engine.progress import Say, Ticker, duration
+from pytest_xsafety.engine.reviews import apply_reviews
 from pytest_xsafety.engine.verdicts import CaseVerdict, judge_group
 from pytest_xsafety.setup.options import XSafetyConfig
 from pytest_xsafety.setup.plan import RunPlan
@@ -358,7 +359,7 @@ class Runner:
         decisions = self._decisions([(c, g) for _, c, g in to_label])
         for (i, _, _), d in zip(to_label, decisions, strict=True):
             results[i] = replace(results[i], label=d.label, uncertain=d.uncertain)
-        return results
+        return apply_reviews(results, self.plan.reviews)
 
     def verdict(self, case: Case, selected: Sequence[Case]) -> CaseVerdict:
         """Judge ``case`` against its group's budgets over the ``selected`` cases."""

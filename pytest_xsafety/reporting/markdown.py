@@ -24,6 +24,7 @@ from pytest_xsafety.reporting.terminal import (
     group_verdict,
     over_budget_within_interval,
     pct,
+    review_lines,
     study_cells,
     uncertain_line,
 )
@@ -315,6 +316,25 @@ def uncertain_section(report: Report) -> list[str]:
     return ["### Uncertain labels", "", f"{counts}.", "", *md_table(rows), *tail]
 
 
+def review_section(report: Report) -> list[str]:
+    """Labels that came from human review (the reviews file), and reviews that no
+    longer apply because the case's response changed."""
+    lines = review_lines(report.records, most=None)
+    reviewed = [r for r in report.records if r.review == "applied"]
+    if not lines:
+        return []
+    rows: list[tuple[str, ...]] = [("case", "classifier", "review")]
+    rows += [
+        (f"`{r.case_id}`", r.classifier_label.value if r.classifier_label else "?",
+         r.label.value if r.label else "?")
+        for r in reviewed[:MAX_LISTED]
+    ]  # fmt: skip
+    more = len(reviewed) - MAX_LISTED
+    tail = ["", f"And {more} more (all in results.json, `label_source`)."] if more > 0 else []
+    table = [*md_table(rows), *tail, ""] if reviewed else []
+    return ["### Reviewed labels", "", *table, *(f"{line}." for line in lines)]
+
+
 def _shown(record: CaseRecord) -> str:
     response = record.response
     if response is None:
@@ -372,6 +392,7 @@ def summary_markdown(report: Report) -> str:
         baseline_section(report),
         snapshot_section(report),
         uncertain_section(report),
+        review_section(report),
         run_section(report),
         ["---", "", CREDIT, ""],
     ]

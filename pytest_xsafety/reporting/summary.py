@@ -19,6 +19,7 @@ from pytest_xsafety.reporting.terminal import (
     error_lines,
     over_budget_within_interval,
     pct,
+    review_lines,
     study_table,
     summary_table,
     uncertain_line,
@@ -98,6 +99,7 @@ def _response_notes(report: Report) -> list[Line]:
         out.append(Line("responses: " + "; ".join(notes)))
     if (uncertain := uncertain_line(records)) is not None:
         out.append(Line(uncertain))
+    out += [Line(line) for line in review_lines(records)]
     return out
 
 

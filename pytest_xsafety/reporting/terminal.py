@@ -135,6 +135,26 @@ def uncertain_line(records: Sequence[CaseRecord]) -> str | None:
     return f"uncertain labels (candidates for review): {groups}"
 
 
+def review_lines(records: Sequence[CaseRecord], most: int | None = 10) -> list[str]:
+    """How many labels came from human review, per model x strategy, and the reviews
+    that no longer apply because the response changed (listed by case id)."""
+    applied: dict[str, int] = {}
+    for r in records:
+        if r.review == "applied":
+            applied[f"{r.model}/{r.strategy}"] = applied.get(f"{r.model}/{r.strategy}", 0) + 1
+    out = []
+    if applied:
+        groups = ", ".join(f"{g} {n}" for g, n in applied.items())
+        out.append(f"labels from review: {sum(applied.values())} ({groups}); the others from the "
+                   "classifier")  # fmt: skip
+    if stale := [r.case_id for r in records if r.review == "stale"]:
+        out.append(
+            f"{len(stale)} review(s) no longer apply, the response changed (the classifier's "
+            f"label stands; review again with xsafety review --case ID): {listed(stale, most)}"
+        )
+    return out
+
+
 def group_limit(summary: GroupSummary, metric: str) -> str:
     for c in summary.checks:
         if c.metric == metric and c.scope is None and c.limit is not None:

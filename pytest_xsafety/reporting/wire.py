@@ -13,7 +13,12 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Literal, TypeVar
 
-from pytest_xsafety.core.choices import SnapshotStatus, Verdict
+from pytest_xsafety.core.choices import (
+    LABEL_SOURCES,
+    REVIEW_STATUSES,
+    SnapshotStatus,
+    Verdict,
+)
 from pytest_xsafety.core.records import CaseRecord, Label, Response
 
 PROP = "xsafety_"  # prefix of every case property
@@ -34,6 +39,9 @@ def encode(r: CaseRecord) -> list[tuple[str, str]]:
         ("verdict", r.verdict),
         ("error", r.error),
         ("label", r.label),
+        ("label_source", r.label_source),
+        ("review", r.review),
+        ("classifier_label", r.classifier_label),
         ("turns", r.turns),
         ("truncated", r.truncated),
         ("empty", r.empty),
@@ -67,8 +75,10 @@ def pair_properties(r: CaseRecord) -> list[tuple[str, str]]:
 def response_properties(response: Response | None) -> list[tuple[str, str]]:
     if response is None:
         return []
+    # A withheld text (redacted, or no report) is left out rather than sent empty.
+    text = [] if response.redacted and not response.text else [(PROP + "response", response.text)]
     return [
-        (PROP + "response", response.text),
+        *text,
         (PROP + "response_sha256", response.sha256),
         *([] if response.chars is None else [(PROP + "response_chars", str(response.chars))]),
         (PROP + "response_redacted", _text(response.redacted)),
@@ -112,11 +122,14 @@ def decode(props: Mapping[str, Any]) -> CaseRecord | None:
         snapshot_changed=tuple(filter(None, (get("snapshot_changed") or "").split(","))),
         cached_baseline=_label(get("cached_baseline")),
         uncertain=_bool(get("uncertain")),
+        label_source=_choice(get("label_source"), LABEL_SOURCES) or None,
+        review=_choice(get("review"), REVIEW_STATUSES) or None,
+        classifier_label=_label(get("classifier_label")),
     )
-    if get("response") is not None:
+    if get("response_sha256") is not None:
         chars = get("response_chars")
         response = Response(
-            str(get("response")),
+            get("response") or "",
             get("response_sha256") or "",
             get("response_redacted") == "true",
             None if chars is None else int(chars),

@@ -90,9 +90,12 @@ def case_check(session: XSafetySession, request: pytest.FixtureRequest) -> CaseC
     if snap is not None:
         record = with_snapshot(record, snap)
     mode = session.xconfig.report_unsafe
-    if session.xconfig.report is not None:
-        text = verdict.result.generation.text
-        record = replace(record, response=response_of(text, case.prompt.label, mode))
+    response = response_of(verdict.result.generation.text, case.prompt.label, mode)
+    if session.xconfig.report is None:
+        # No report to show it: only the answer's length and sha256 travel (a review
+        # pins its label to the sha256), never its text.
+        response = replace(response, text="", redacted=True)
+    record = replace(record, response=response)
     request.node.user_properties.extend(encode(record))
     return CaseCheck(verdict, snap, assertion, mode)
 

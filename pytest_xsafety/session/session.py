@@ -23,6 +23,8 @@ from pytest_xsafety.engine.pipeline import Runner
 from pytest_xsafety.reporting.compare import Baseline
 from pytest_xsafety.reporting.files import FILES, write_report
 from pytest_xsafety.reporting.junit import add_pair_properties
+from pytest_xsafety.reporting.lastrun import KEY as LAST_RUN_KEY
+from pytest_xsafety.reporting.lastrun import last_run
 from pytest_xsafety.reporting.model import Report, build_report
 from pytest_xsafety.reporting.summary import summary_lines
 from pytest_xsafety.reporting.wire import decode
@@ -133,8 +135,18 @@ class XSafetySession:
                 self.report = replace(self.report, info=info)
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
         self._junit_pairs()
+        self._remember_run()
         if self.report.breaches and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _remember_run(self) -> None:
+        """Keep the cases' labels and answer hashes in pytest's cache for ``xsafety
+        review`` (as stepwise keeps its state there); nothing when the cache is off."""
+        cache = getattr(self.config, "cache", None)
+        if cache is not None and self.report is not None:
+            # A -k run keeps the other cases of earlier runs: they are still reviewable.
+            earlier = cache.get(LAST_RUN_KEY, None)
+            cache.set(LAST_RUN_KEY, last_run(self.report.records, self.xconfig.reviews, earlier))
 
     def _junit_pairs(self) -> None:
         """Pair outcomes into the JUnit XML that junitxml has just written (this hook

@@ -26,6 +26,7 @@ from pytest_xsafety.core.choices import (
 )  # fmt: skip
 from pytest_xsafety.core.text import UsageError
 from pytest_xsafety.setup.models import nvidia_gpu_visible
+from pytest_xsafety.setup.reviews import DEFAULT_FILE as DEFAULT_REVIEWS
 
 T = TypeVar("T", bound=str)
 
@@ -111,6 +112,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "point"),
     OptionSpec("report", "DIR", "Write summary.md, results.json, results.csv, types.csv and "
                "PNG plots into DIR (created; written by the controller only)."),
+    OptionSpec("reviews", "PATH", "Human reviews (`xsafety review`) that pin labels to "
+               "responses: used while a case's response is the one reviewed, whatever "
+               "classifier runs; relative to the rootdir.", DEFAULT_REVIEWS),
     OptionSpec("baseline", "PATH", "A previous run's results.json: mark each case same or "
                "flipped and test each model x strategy's change (exact McNemar)."),
     OptionSpec("progress", "SECONDS", "Seconds of wall time between progress lines while a "
@@ -153,6 +157,7 @@ class XSafetyConfig:
     baseline: Path | None = None
     report_unsafe_full: bool = False
     progress_interval: float = 10.0
+    reviews: Path = Path(DEFAULT_REVIEWS)
 
     @property
     def report_unsafe(self) -> UnsafeMode:
@@ -232,6 +237,7 @@ def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyCon
         baseline=Path(baseline).expanduser() if baseline else None,
         report_unsafe_full=report_unsafe == "full",
         progress_interval=_seconds(get("progress") or "10", "--xsafety-progress"),
+        reviews=rootpath / Path(get("reviews") or DEFAULT_REVIEWS).expanduser(),
     )
 
 

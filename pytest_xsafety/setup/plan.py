@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pytest_xsafety.core.names import case_clashes
-from pytest_xsafety.core.records import Case, Conversation
+from pytest_xsafety.core.records import Case, Conversation, Review
 from pytest_xsafety.setup.models import (
     ModelSpec,
     RegistryError,
@@ -21,6 +21,7 @@ from pytest_xsafety.setup.models import (
 )
 from pytest_xsafety.setup.options import ConfigError, XSafetyConfig
 from pytest_xsafety.setup.project import model_registry, read_pyproject_tool, strategy_registry
+from pytest_xsafety.setup.reviews import load_reviews
 from pytest_xsafety.setup.strategies import Strategy, resolve_strategies
 from pytest_xsafety.setup.suites import Suite, load_suite, types_of
 from pytest_xsafety.setup.thresholds import Thresholds, load_thresholds, validate_names
@@ -35,6 +36,7 @@ class RunPlan:
     strategies: Mapping[str, Strategy]
     thresholds: Thresholds
     judge: ModelSpec | None = None  # the judge model, when the classifier is ``judge``
+    reviews: Mapping[str, Review] = field(default_factory=dict)  # by case id
     cases: tuple[Case, ...] = field(default=(), compare=False)
 
     @classmethod
@@ -73,6 +75,7 @@ class RunPlan:
             strategies={s.name: s for s in strategies},
             thresholds=thresholds,
             judge=judge,
+            reviews=load_reviews(config.reviews),
             cases=tuple(
                 Case(m.name, s.name, p) for m in models for s in strategies for p in suite.prompts
             ),

@@ -26,7 +26,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_xsafety.core.choices import UNSAFE_MODES, DriftPolicy, SnapshotStatus, UnsafeMode
+from pytest_xsafety.core.choices import (
+    LABEL_SOURCES,
+    UNSAFE_MODES,
+    DriftPolicy,
+    SnapshotStatus,
+    UnsafeMode,
+)
 from pytest_xsafety.core.records import CaseResult, Label
 from pytest_xsafety.core.redaction import redacts
 from pytest_xsafety.core.text import sha256_text
@@ -119,6 +125,10 @@ class CaseSnapshot:
     messages: tuple[tuple[str, str], ...]  # (role, content), prompt as {prompt}
     responses: tuple[ResponseRecord, ...]
     first_label: str | None = None
+    # Where ``label`` came from: the classifier, or a human review pinned to the
+    # response (then ``classifier_label`` keeps what the classifier said).
+    label_source: str = "classifier"
+    classifier_label: str | None = None
 
 
 def snapshot_of(result: CaseResult, unsafe: UnsafeMode = "redacted") -> CaseSnapshot:
@@ -159,6 +169,12 @@ def snapshot_of(result: CaseResult, unsafe: UnsafeMode = "redacted") -> CaseSnap
         messages=tuple(messages),
         responses=tuple(responses),
         first_label=result.first_label.value if result.first_label is not None else None,
+        label_source=result.label_source,
+        classifier_label=(
+            result.classifier_label.value
+            if result.label_source == "review" and result.classifier_label is not None
+            else None
+        ),
     )
 
 
@@ -177,7 +193,10 @@ def render(snap: CaseSnapshot) -> str:
             "sha256": snap.prompt_sha256,
         },
         "label": snap.label,
+        "label_source": snap.label_source,
     }
+    if snap.classifier_label is not None:
+        doc["classifier_label"] = snap.classifier_label
     if snap.first_label is not None:
         doc["first_label"] = snap.first_label
     doc["classifier"] = {"name": snap.classifier, "version": snap.classifier_version}
@@ -248,7 +267,14 @@ def parse(text: str) -> CaseSnapshot:
             )
         )
     first = doc.get("first_label")
-    labels = [_get(doc, "label", str, "snapshot")] + ([first] if first is not None else [])
+    by_classifier = doc.get("classifier_label")
+    labels = [_get(doc, "label", str, "snapshot")] + [
+        v for v in (first, by_classifier) if v is not None
+    ]
+    # Files written before reviews existed have no label_source: the classifier's.
+    source = doc.get("label_source", "classifier")
+    if source not in LABEL_SOURCES:
+        raise SnapshotFormatError(f"unknown label_source {source!r}")
     for value in labels:
         try:
             Label(value)
@@ -265,6 +291,8 @@ def parse(text: str) -> CaseSnapshot:
         messages=tuple(messages),
         responses=tuple(responses),
         first_label=first,
+        label_source=source,
+        classifier_label=by_classifier,
     )
 
 
@@ -288,7 +316,14 @@ class Change:
 def compare(old: CaseSnapshot | None, new: CaseSnapshot) -> Change:
     if old is None:
         return Change("new", new_label=new.label)
+    same_responses = len(old.responses) == len(new.responses) and all(
+        a.same_as(b) for a, b in zip(old.responses, new.responses, strict=True)
+    )
     if old.label != new.label:
+        if old.label_source != new.label_source and same_responses:
+            # A review (or its removal) relabelled the same answer: a person's
+            # correction, not a change in the model; drift, shown and re-recorded.
+            return Change("drift", old.label, new.label, ("label source",))
         return Change("flip", old.label, new.label)
     if old.first_label != new.first_label:
         # Interactive: the first answer's label decides whether a second turn is sent.
@@ -307,10 +342,10 @@ def compare(old: CaseSnapshot | None, new: CaseSnapshot) -> Change:
         what.append("classifier")
     if old.messages != new.messages:
         what.append("messages")
-    if len(old.responses) != len(new.responses) or not all(
-        a.same_as(b) for a, b in zip(old.responses, new.responses, strict=True)
-    ):
+    if not same_responses:
         what.append("responses")
+    if old.label_source != new.label_source:
+        what.append("label source")
     return Change("drift" if what else "unchanged", old.label, new.label, tuple(what))
 
 

@@ -1,0 +1,139 @@
+"""Human reviews: the reviews file read once before a run, and written by ``xsafety review``.
+
+A review pins a human label to one case's response by the response's sha256, so it
+applies while the model still gives that answer, whatever classifier runs, and
+stops applying (the run says so) when the answer changes. The file is TOML, one
+table per case id, sorted, so a pull request shows each review as a small diff:
+
+    schema = 1
+
+    [reviews."smollm2/baseline/homonyms/1"]
+    label = "full_compliance"
+    response_sha256 = "9f2c..."
+    classifier_label = "full_refusal"
+    reviewed = "2026-11-30"
+    note = "answers how to end a process"
+
+It holds labels and hashes only, never response text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pytest_xsafety.core.records import Label, Review
+from pytest_xsafety.core.text import UsageError
+
+SCHEMA = 1
+DEFAULT_FILE = "xsafety-reviews.toml"
+# Labels a person may give: unscored is the classifier's "could not decide".
+REVIEW_LABELS = (Label.FULL_COMPLIANCE, Label.FULL_REFUSAL, Label.PARTIAL_REFUSAL)
+KEYS = {"label", "response_sha256", "note", "classifier_label", "reviewed"}
+KEYS = {"label", "response_sha256", "note", "classifier_label", "reviewed"}
+HEADER = """\
+# Human labels for pytest-xsafety cases, written by `xsafety review` (README:
+# "Reviewing labels"). A review applies while the case's final answer has the
+# response_sha256 below, whatever classifier runs; when the answer changes, the
+# run says the review no longer applies. Labels and hashes only, no response text.
+"""
+
+
+class ReviewsError(UsageError):
+    """A reviews file that cannot be used; the message names file, key and fix."""
+
+
+def load_reviews(path: Path) -> dict[str, Review]:
+    """The reviews in ``path`` by case id; none when the file does not exist."""
+    if not path.is_file():
+        return {}
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ReviewsError(f"{path}: not UTF-8 text ({exc}); save it as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ReviewsError(f"{path}: not valid TOML ({exc}); fix it or delete it") from None
+    except OSError as exc:
+        raise ReviewsError(f"{path}: cannot be read ({exc.strerror})") from None
+    if doc.get("schema", SCHEMA) != SCHEMA:
+        raise ReviewsError(f"{path}: schema {doc.get('schema')!r}, this version reads {SCHEMA}")
+    tables = doc.get("reviews", {})
+    if not isinstance(tables, dict):
+        raise ReviewsError(f"{path}: 'reviews' must be a table of [reviews.\"CASE ID\"] tables")
+    return {
+        case: _review(case, entry, f"{path}: [reviews.{_string(case)}]")
+        for case, entry in tables.items()
+    }
+
+
+def _review(case: str, entry: Any, where: str) -> Review:
+    if not isinstance(entry, dict):
+        raise ReviewsError(f"{where}: must be a table with label and response_sha256")
+    unknown = sorted(set(entry) - KEYS)
+    if unknown:
+        raise ReviewsError(f"{where}: unknown key {unknown[0]!r}")
+
+    def text(key: str, required: bool = False) -> str:
+        value = entry.get(key, None if required else "")
+        if value is None:
+            raise ReviewsError(f"{where}: {key!r} is missing; `xsafety review` writes it")
+        if not isinstance(value, str):
+            raise ReviewsError(f"{where}: {key!r} must be a string")
+        return value
+
+    sha = text("response_sha256", required=True)
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise ReviewsError(f"{where}: response_sha256 must be 64 lower-case hex digits")
+    classifier_label = text("classifier_label")
+    return Review(
+        case_id=case,
+        label=review_label(text("label", required=True), where),
+        response_sha256=sha,
+        note=text("note"),
+        classifier_label=Label.parse(classifier_label) if classifier_label else None,
+        reviewed=text("reviewed"),
+    )
+
+
+def review_label(value: str, where: str) -> Label:
+    """A label a person may give; anything else is an error listing the choices."""
+    choices = ", ".join(label.value for label in REVIEW_LABELS)
+    try:
+        label = Label.parse(value)
+    except ValueError:
+        label = Label.UNSCORED
+    if label not in REVIEW_LABELS:
+        raise ReviewsError(f"{where}: label {value!r}: use one of {choices}")
+    return label
+
+
+def _string(value: str) -> str:
+    # A JSON string is a TOML basic string, but for DEL, which TOML must see escaped.
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def render_reviews(reviews: Mapping[str, Review]) -> str:
+    """The file's text: the header, then one table per case, in case-id order."""
+    lines = [HEADER, f"schema = {SCHEMA}"]
+    for case in sorted(reviews):
+        r = reviews[case]
+        lines += ["", f"[reviews.{_string(case)}]", f"label = {_string(r.label.value)}"]
+        lines.append(f"response_sha256 = {_string(r.response_sha256)}")
+        if r.classifier_label is not None:
+            lines.append(f"classifier_label = {_string(r.classifier_label.value)}")
+        if r.reviewed:
+            lines.append(f"reviewed = {_string(r.reviewed)}")
+        if r.note:
+            lines.append(f"note = {_string(r.note)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_reviews(path: Path, reviews: Mapping[str, Review]) -> None:
+    """Replace the file whole, so an interrupted write never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(render_reviews(reviews), encoding="utf-8")
+    os.replace(tmp, path)
