@@ -137,7 +137,7 @@ def test_review_a_case_rerun_then_change_its_response(
     )
     out = capsys.readouterr().out
     assert f"{CASE}: full_compliance pinned to its response" in out
-    assert "default==rules-5 said full_refusal" in out
+    assert "said full_refusal" in out
     reviews = load_reviews(pytester.path / "xsafety-reviews.toml")
     assert reviews[CASE].label is Label.FULL_COMPLIANCE
     assert reviews[CASE].note == "it answers"
