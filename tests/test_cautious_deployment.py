@@ -142,7 +142,9 @@ def test_smollm2_cautious_deployment_breaches_and_few_shot_holds(
     # same deployment with few-shot exemplars holds it; no label flipped.
     for name in ("pyproject.toml", "thresholds.toml", "test_xstest.py"):
         shutil.copy(EXAMPLE / name, pytester.path)
-    result = pytester.runpytest(
+    # A subprocess: torch and numpy, loaded in-process, could not load again for a
+    # later test once pytester drops the modules its run imported.
+    result = pytester.runpytest_subprocess(
         f"--xsafety-suite={xstest_csv}",
         "--xsafety-sample=2",
         "--xsafety-strategy=strict,strict-fewshot",
