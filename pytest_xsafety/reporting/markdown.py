@@ -309,7 +309,12 @@ def uncertain_section(report: Report) -> list[str]:
     texts = {p.id: excerpt(" ".join(p.text.split())) for p in report.prompts}
     rows: list[tuple[str, ...]] = [("case", "prompt", "label", "response")]
     rows += [
-        (f"`{r.case_id}`", texts.get(r.prompt_id, ""), r.label.value if r.label else "?", _shown(r))
+        (
+            f"`{r.case_id}`",
+            texts.get(r.prompt_id, "-"),
+            r.label.value if r.label else "?",
+            _shown(r),
+        )
         for r in unsure[:MAX_LISTED]
     ]
     more = len(unsure) - MAX_LISTED
