@@ -61,8 +61,7 @@ def test_reviews_file_round_trips(case: str, note: str) -> None:
     }
     text = render_reviews(reviews)
     tomllib.loads(text)  # valid TOML, whatever the id and note hold
-    path_text = text
-    assert render_reviews(_parse(path_text)) == text
+    assert render_reviews(_parse(text)) == text
 
 
 def _parse(text: str) -> dict[str, Review]:

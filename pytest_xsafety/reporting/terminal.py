@@ -6,6 +6,7 @@ report files, so that both say the same thing the same way.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -138,10 +139,7 @@ def uncertain_line(records: Sequence[CaseRecord]) -> str | None:
 def review_lines(records: Sequence[CaseRecord], most: int | None = 10) -> list[str]:
     """How many labels came from human review, per model x strategy, and the reviews
     that no longer apply because the response changed (listed by case id)."""
-    applied: dict[str, int] = {}
-    for r in records:
-        if r.review == "applied":
-            applied[f"{r.model}/{r.strategy}"] = applied.get(f"{r.model}/{r.strategy}", 0) + 1
+    applied = Counter(f"{r.model}/{r.strategy}" for r in records if r.review == "applied")
     out = []
     if applied:
         groups = ", ".join(f"{g} {n}" for g, n in applied.items())

@@ -130,9 +130,7 @@ class XSafetySession:
             try:
                 self.report_files = write_report(self.report, self.xconfig.report)
             except OSError as exc:  # checked writable at the start; it changed since
-                warning = f"report not written to {self.xconfig.report}: {exc}"
-                info = replace(self.report.info, warnings=(*self.report.info.warnings, warning))
-                self.report = replace(self.report, info=info)
+                self._warn(f"report not written to {self.xconfig.report}: {exc}")
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
         self._junit_pairs()
         self._remember_run()
@@ -159,9 +157,13 @@ class XSafetySession:
         try:
             add_pair_properties(path, self.report.records)
         except (OSError, ET.ParseError) as exc:
-            warning = f"contrast pairs not added to the JUnit XML {xmlpath}: {exc}"
-            info = replace(self.report.info, warnings=(*self.report.info.warnings, warning))
-            self.report = replace(self.report, info=info)
+            self._warn(f"contrast pairs not added to the JUnit XML {xmlpath}: {exc}")
+
+    def _warn(self, warning: str) -> None:
+        """A warning the terminal summary shows, for a write that failed at the end."""
+        assert self.report is not None
+        info = replace(self.report.info, warnings=(*self.report.info.warnings, warning))
+        self.report = replace(self.report, info=info)
 
     def check_outputs(self) -> None:
         """Every folder this run writes to, checked before any model loads; and no
