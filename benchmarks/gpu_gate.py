@@ -34,9 +34,10 @@ run's terminal output.
         [--device cuda] [--tiny] [--sample N] [--keep]
 
 ``--tiny`` runs the same steps on the CPU with a tiny shape (2 layers, hidden 64),
-in fp32, ``--xsafety-sample 2`` and 16 new tokens: the check that the script works
-(``tests/test_benchmark_gpu.py``), a minute or two on 2 cores. Only the device option
-of the command is changed, and only when ``--device`` is not ``cuda``.
+in fp32, ``--xsafety-sample 2``, 16 new tokens and one torch thread: the check that
+the script works (``tests/test_benchmark_gpu.py``), a minute or two on 2 cores. Of
+the command, only the device option is changed, and only when ``--device`` is not
+``cuda``.
 """
 
 from __future__ import annotations
@@ -475,6 +476,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         env.update({k: expand(v, values) for k, v in step.env.items() if "secrets." not in v})
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        if args.tiny and device == "cpu":
+            # Tiny matrices: a second torch thread only waits (as in gpu.py); xdist
+            # workers set their own count.
+            env["OMP_NUM_THREADS"] = "1"
         machine = {
             "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
             "cpus": os.cpu_count(),
