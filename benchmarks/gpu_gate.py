@@ -437,7 +437,75 @@ def check_imports() -> None:
         )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def step_env(step: GateStep, workspace: Path, one_thread: bool) -> dict[str, str]:
+    """The step's environment: the workflow's ``env`` (no secrets), this interpreter's
+    ``pytest`` first on PATH, and this checkout's plugin first on PYTHONPATH."""
+    env = dict(os.environ)
+    values = {"github.workspace": str(workspace)}
+    env.update({k: expand(v, values) for k, v in step.env.items() if "secrets." not in v})
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    if one_thread:
+        # Tiny matrices: a second torch thread only waits (as in gpu.py); xdist
+        # workers set their own count.
+        env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def machine(device: str) -> dict[str, Any]:
+    import torch
+    import transformers
+
+    return {
+        "device": torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu",
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": sys.version.split()[0],
+    }
+
+
+def run_all(
+    script: Path, project: Path, env: Mapping[str, str], extra: Sequence[str], device: str
+) -> tuple[list[Figures], list[str], list[dict[str, Any]]]:
+    """The four runs: each one's figures (printed as it ends), output and results.json."""
+    figures: list[Figures] = []
+    outputs: list[str] = []
+    results: list[dict[str, Any]] = []
+    for number, run in enumerate(RUNS, 1):
+        f, output, r = run_once(number, run, script, project, env, extra, device)
+        figures.append(f)
+        outputs.append(output)
+        results.append(r)
+        print("\n".join(run_lines(number, f)), flush=True)
+    return figures, outputs, results
+
+
+def summary_lines(
+    comparisons: Sequence[Mapping[str, Any]], met: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    out = [""]
+    for c in comparisons:
+        out.append(
+            f"{c['run']} vs run 1: {c['label_differences']}/{c['cases']} labels differ, "
+            f"{c['response_hash_differences']}/{c['cases']} response hashes differ; "
+            f"batch plans {c['batch_plan']}"
+        )
+    out.append("\ntargets (the time targets are for the 7B shape, 2,250 cases, one H200):")
+    out += [f"  {'met' if t['met'] else 'MISSED':<6} {t['target']}: {t['measured']}" for t in met]
+    return out
+
+
+def write_out(out: Path, gate: Mapping[str, Any], outputs: Sequence[str]) -> None:
+    """``gate.json`` and each run's terminal output, ``run-N.txt``."""
+    out.mkdir(parents=True, exist_ok=True)
+    for number, output in enumerate(outputs, 1):
+        (out / f"run-{number}.txt").write_text(output)
+    (out / "gate.json").write_text(json.dumps(gate, indent=2) + "\n")
+    print(f"\nwritten: {out / 'gate.json'}")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", type=Path, default=DEFAULT_SUITE)
     parser.add_argument("--tiny", action="store_true", help="tiny shape, CPU, a sample")
@@ -447,10 +515,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, help="write gate.json and each run's output here")
     parser.add_argument("--keep", action="store_true", help="keep the model and workspace")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     check_imports()
     import torch
-    import transformers
 
     device = args.device or ("cpu" if args.tiny else "cuda")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -467,72 +538,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         t0 = time.perf_counter()
         build_model(model_dir, TINY if args.tiny else LLAMA2_7B, device, dtype, texts)
         built = time.perf_counter() - t0
+        workspace = root / "workspace"
         tokens = 16 if args.tiny else None
-        project = write_workspace(root / "workspace", step, model_dir, dtype, suite, tokens)
+        project = write_workspace(workspace, step, model_dir, dtype, suite, tokens)
         script = project / ".gate-step.sh"
         script.write_text(step_script(step, device))
-        env = dict(os.environ)
-        values = {"github.workspace": str(root / "workspace")}
-        env.update({k: expand(v, values) for k, v in step.env.items() if "secrets." not in v})
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-        if args.tiny and device == "cpu":
-            # Tiny matrices: a second torch thread only waits (as in gpu.py); xdist
-            # workers set their own count.
-            env["OMP_NUM_THREADS"] = "1"
-        machine = {
-            "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
-            "cpus": os.cpu_count(),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "python": sys.version.split()[0],
-        }
+        env = step_env(step, workspace, one_thread=args.tiny and device == "cpu")
+        where = machine(device)
         print(
             f"{'tiny' if args.tiny else 'Llama-2-7B'} shape, {dtype}, built in {built:.0f} s "
-            f"in {model_dir}; {machine['device']}, torch {machine['torch']}, "
-            f"transformers {machine['transformers']}\ncommand (gpu.yml, step 'gate'): "
+            f"in {model_dir}; {where['device']}, torch {where['torch']}, "
+            f"transformers {where['transformers']}\ncommand (gpu.yml, step 'gate'): "
             f"{step.command}"
         )
-        figures: list[Figures] = []
-        outputs: list[str] = []
-        results: list[dict[str, Any]] = []
-        for number, run in enumerate(RUNS, 1):
-            f, output, r = run_once(number, run, script, project, env, extra, device)
-            figures.append(f)
-            outputs.append(output)
-            results.append(r)
-            print("\n".join(run_lines(number, f)), flush=True)
+        figures, outputs, results = run_all(script, project, env, extra, device)
         comparisons = [
             compare(figures[0], results[0], f, r)
             for f, r in zip(figures[1:], results[1:], strict=True)
         ]
-        print()
-        for c in comparisons:
-            print(
-                f"{c['run']} vs run 1: {c['label_differences']}/{c['cases']} labels differ, "
-                f"{c['response_hash_differences']}/{c['cases']} response hashes differ; "
-                f"batch plans {c['batch_plan']}"
-            )
         met = targets(figures, comparisons)
-        print("\ntargets (the time targets are for the 7B shape, 2,250 cases, one H200):")
-        for t in met:
-            print(f"  {'met' if t['met'] else 'MISSED':<6} {t['target']}: {t['measured']}")
+        print("\n".join(summary_lines(comparisons, met)))
         if args.out:
-            args.out.mkdir(parents=True, exist_ok=True)
-            for number, output in enumerate(outputs, 1):
-                (args.out / f"run-{number}.txt").write_text(output)
             gate = {
                 "command": step.command,
                 "model": {"shape": "tiny" if args.tiny else "llama2-7b", "dtype": dtype,
                           "device": device, "built_s": round(built, 1)},
                 "sample": sample,
-                "machine": machine,
+                "machine": where,
                 "runs": [asdict(f) for f in figures],
                 "comparisons": comparisons,
                 "targets": met,
             }  # fmt: skip
-            (args.out / "gate.json").write_text(json.dumps(gate, indent=2) + "\n")
-            print(f"\nwritten: {args.out / 'gate.json'}")
+            write_out(args.out, gate, outputs)
     finally:
         if args.keep:
             print(f"kept: {root}")
