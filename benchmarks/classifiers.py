@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from devsets import REPO, SHARED_DATA, DevSet, load_all
 
+from benchmarks.devsets import REPO, SHARED_DATA, DevSet, load_all
 from pytest_xsafety.core.records import Exchange, Label
 from pytest_xsafety.engine.classify.agreement import CLASSES, Agreement, agreement
 from pytest_xsafety.engine.classify.registry import decide, get_classifier

@@ -73,6 +73,19 @@ def read_prompts(path: Path) -> list[tuple[str, str]]:
         return [(row["id"], row["prompt"]) for row in csv.DictReader(f)]
 
 
+def scratch_dir(prefix: str, need_bytes: float) -> Path:
+    """A fresh folder in ``/dev/shm`` (RAM: the 7B shape's 14 GB load fast from it) when
+    it has ``need_bytes`` free, else in the temporary folder."""
+    shm = Path("/dev/shm")
+    roomy = shm.is_dir() and shutil.disk_usage(shm).free > need_bytes
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=shm if roomy else None))
+
+
+def default_dtype(tiny: bool, device: str) -> str:
+    """bf16, as the 7B models run; fp32 for the tiny shape on a CPU (no bf16 hardware)."""
+    return "float32" if tiny and device == "cpu" else "bfloat16"
+
+
 def build_tokenizer(texts: list[str]) -> Any:
     """Byte-level BPE trained on ``texts``, filled to 32000 ids, Llama-2's specials."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -189,13 +202,10 @@ def main() -> None:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    dtype = args.dtype or ("float32" if args.tiny and device == "cpu" else "bfloat16")
+    dtype = args.dtype or default_dtype(args.tiny, device)
     prompts = read_prompts(args.suite)[: args.limit]
     texts = [p for _, p in prompts]
-    # Weights in RAM when /dev/shm has room for them (14 GB for the 7B shape).
-    shm = Path("/dev/shm")
-    roomy = shm.is_dir() and shutil.disk_usage(shm).free > 30e9
-    root = Path(tempfile.mkdtemp(prefix="xsafety-gpu-", dir=shm if roomy else None))
+    root = scratch_dir("xsafety-gpu-", 30e9)
     try:
         t0 = time.perf_counter()
         build_model(root, TINY if args.tiny else LLAMA2_7B, device, dtype, texts)

@@ -221,6 +221,18 @@ def test_after_out_of_memory_later_batches_are_halved_up_front() -> None:
                                for b in plan for i in range(0, 8, 2)]  # fmt: skip
 
 
+def test_each_out_of_memory_halving_is_told() -> None:
+    said: list[str] = []
+    run_batches(lambda: Cuda(limit=2), "m/s", plan_batches(_requests(12), 8), max_new_tokens=8,
+                say=said.append)  # fmt: skip
+    assert said == [
+        "xsafety: m/s: out of memory on a batch of 8 prompts: retried in halves of 4; "
+        "the group's later batches at most 4",
+        "xsafety: m/s: out of memory on a batch of 4 prompts: retried in halves of 2; "
+        "the group's later batches at most 2",
+    ]  # the second batch (4) is halved up front: no error, nothing to tell
+
+
 def test_other_failures_do_not_shrink_later_batches() -> None:
     reqs = _requests(16)
     poison = plan_batches(reqs, 8)[0][0]

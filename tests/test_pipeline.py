@@ -3,13 +3,20 @@ directly, as the plugin's fixture drives it."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from pytest_xsafety.core.records import Case, Label
+from pytest_xsafety.engine import pipeline
+from pytest_xsafety.engine.backends import PeakMemory, Runtime
+from pytest_xsafety.engine.backends.fake import FakeBackend
 from pytest_xsafety.engine.pipeline import Runner
 from pytest_xsafety.reporting.model import cached_baselines
+from pytest_xsafety.setup.models import ModelSpec
 from pytest_xsafety.setup.options import parse_config
 from tests.helpers import write_suite
 
@@ -151,4 +158,39 @@ def test_a_failed_case_has_no_uncertain_flag(tmp_path: Path) -> None:
     runner, _ = make_runner(tmp_path, fail=".")
     cases = runner.cases()
     assert runner.verdict(cases[0], cases).record().uncertain is None
+    runner.close()
+
+
+def test_a_gpu_backend_says_each_groups_peak_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class OnGpu(FakeBackend):
+        resets = 0
+
+        def reset_peak_memory(self) -> None:
+            self.resets += 1
+
+        def peak_memory(self) -> PeakMemory:
+            return PeakMemory(allocated=51_700_000_000, reserved=53_020_000_000)
+
+    loaded: list[OnGpu] = []
+
+    def load(spec: ModelSpec, runtime: Runtime) -> OnGpu:
+        loaded.append(OnGpu(spec))
+        return loaded[-1]
+
+    monkeypatch.setattr(pipeline, "load_backend", load)
+    runner, _ = make_runner(tmp_path)
+    said: list[str] = []
+    runner.say = said.append
+    cases = runner.cases()
+    verdicts(runner, cases)
+    done = [line for line in said if line.startswith("xsafety: generated")]
+    assert len(done) == 1
+    assert re.fullmatch(
+        r"xsafety: generated fake/baseline: 6/6 in 0s \(\d+ tok/s\), "
+        r"peak GPU memory 51\.7 GB \(53\.0 GB reserved\)",
+        done[0],
+    ), done
+    assert loaded[0].resets == 1  # reset before the group, so the peak is the group's
     runner.close()

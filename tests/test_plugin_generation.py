@@ -132,6 +132,8 @@ def test_a_failing_prompt_errors_alone_and_the_run_completes(
     result.assert_outcomes(passed=5, errors=1)
     result.stdout.fnmatch_lines(
         [
+            "*xsafety: fake/baseline: out of memory on a batch of 6 prompts: retried in halves "
+            "of 3; the group's later batches at most 3",
             "*generation failed: RuntimeError: injected fault*",
             "fake/baseline: 1 case(s) errored: RuntimeError: injected fault*",
         ]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from pytest_xsafety.core.records import Conversation
 from pytest_xsafety.engine.backends import Backend, BackendUnavailable, Generation, StepReporting
-from pytest_xsafety.engine.progress import duration
+from pytest_xsafety.engine.progress import Say, duration
 
 
 @dataclass(frozen=True)
@@ -132,13 +132,16 @@ def run_batches(
     max_new_tokens: int,
     store: StoreFn | None = None,
     progress: ProgressFn | None = None,
+    say: Say | None = None,
 ) -> dict[str, Generation | Failure]:
     """Generate each batch; ``backend`` is called (to load the model) only if there is work.
 
     A batch that raises (out of memory, a backend error) is split in halves and
     retried, down to single requests; a request that still fails becomes a
-    :class:`Failure` and the rest of the run goes on. Each finished batch is handed
-    to ``store`` at once, so an interruption loses at most the batch in flight.
+    :class:`Failure` and the rest of the run goes on. Each out-of-memory halving is
+    told to ``say``: it changes the batch plan, and with it greedy text in bf16.
+    Each finished batch is handed to ``store`` at once, so an interruption loses at
+    most the batch in flight.
     """
     out: dict[str, Generation | Failure] = {}
     if not any(batches):
@@ -148,6 +151,7 @@ def run_batches(
     except Exception as exc:  # the model did not load: every request fails with the cause
         return {r.key: Failure(_cause(exc)) for b in batches for r in b}
     run = _Run(model, group, batches, max_new_tokens, store, progress, out)
+    run.say = say
     if isinstance(model, StepReporting):
         # Inside one long generate() call: the backend reports each decoding step.
         model.on_step = run.report
@@ -191,6 +195,7 @@ class _Run:
         # split in halves up front, as the failing one was: the same composition,
         # without paying for the same error on every batch.
         self.fits: int | None = None
+        self.say: Say | None = None  # where each out-of-memory halving is told
 
     def report(self, step: int = 0, batch_tokens: int = 0) -> None:
         """Progress after a batch, or at decoding ``step`` inside the running one."""
@@ -215,6 +220,12 @@ class _Run:
                 if _out_of_memory(exc):
                     half = (len(batch) + 1) // 2
                     self.fits = half if self.fits is None else min(self.fits, half)
+                    if self.say is not None:
+                        self.say(
+                            f"xsafety: {self.group}: out of memory on a batch of {len(batch)} "
+                            f"prompts: retried in halves of {half}; the group's later batches "
+                            f"at most {self.fits}"
+                        )
                 self.halves(batch)
                 return
             self.out[batch[0].key] = Failure(_cause(exc))

@@ -31,6 +31,7 @@ from pytest_xsafety.core.records import (
 from pytest_xsafety.engine.backends import (
     Backend,
     LazyChat,
+    MemoryReporting,
     Runtime,
     load_backend,
     load_notice,
@@ -256,14 +257,18 @@ class Runner:
                 f"({duration(time.monotonic() - start)} so far)"
             )
 
+        memory = backend if isinstance(backend, MemoryReporting) else None
+        if memory is not None:
+            memory.reset_peak_memory()  # this group's peak, not the load's or another's
         with ticker.running(status):
             done = run_batches(
                 lambda: backend, label, work, max_new_tokens=most, store=store,
-                progress=lambda p: latest.update(now=p),
+                progress=lambda p: latest.update(now=p), say=ticker.line,
             )  # fmt: skip
         self._done.update(done)
         if "now" in latest:
-            ticker.line(latest["now"].line())
+            peak = memory.peak_memory() if memory is not None else None
+            ticker.line(latest["now"].line() + (f", {peak.text()}" if peak else ""))
 
     def _request(self, case: Case, conversation: Conversation) -> Request:
         key = request_key(

@@ -15,6 +15,8 @@ from pytest_xsafety.engine.backends.base import (
     Backend,
     BackendError,
     BackendUnavailable,
+    MemoryReporting,
+    PeakMemory,
     Runtime,
     StepFn,
     StepReporting,
@@ -28,9 +30,9 @@ from pytest_xsafety.engine.backends.weights import (
 from pytest_xsafety.setup.models import ModelSpec
 
 __all__ = [
-    "Backend", "BackendError", "BackendUnavailable", "Generation", "LazyChat", "Runtime",
-    "StepFn", "StepReporting", "load_backend", "load_notice", "pins", "resolve_device",
-    "weights_fingerprint",
+    "Backend", "BackendError", "BackendUnavailable", "Generation", "LazyChat", "MemoryReporting",
+    "PeakMemory", "Runtime", "StepFn", "StepReporting", "load_backend", "load_notice", "pins",
+    "resolve_device", "weights_fingerprint",
 ]  # fmt: skip
 
 

@@ -58,6 +58,33 @@ class StepReporting(Protocol):
     on_step: StepFn | None
 
 
+@dataclass(frozen=True)
+class PeakMemory:
+    """The most device memory a process's tensors held (``allocated``) and its
+    allocator kept from the device (``reserved``, what other processes cannot use),
+    in bytes, since the last reset."""
+
+    allocated: int
+    reserved: int
+
+    def text(self) -> str:
+        return (
+            f"peak GPU memory {self.allocated / 1e9:.1f} GB ({self.reserved / 1e9:.1f} GB reserved)"
+        )
+
+
+@runtime_checkable
+class MemoryReporting(Protocol):
+    """A backend that can say how much GPU memory its generation took (a batch plan's
+    cost, and what a second process on the same GPU would be left)."""
+
+    def reset_peak_memory(self) -> None: ...
+
+    def peak_memory(self) -> PeakMemory | None:
+        """None where nothing was measured (the model is not on a GPU)."""
+        ...
+
+
 def require(backend: str, *modules: str, extra: str, note: str = "") -> list[Any]:
     """Import a backend's packages, or raise one line saying which extra installs them."""
     try:

@@ -19,6 +19,7 @@ from pytest_xsafety.core.records import Conversation, Generation
 from pytest_xsafety.core.text import sha256_file
 from pytest_xsafety.engine.backends.base import (
     BackendError,
+    PeakMemory,
     Runtime,
     StepFn,
     chat_template_sha256,
@@ -296,6 +297,18 @@ class HFBackend:
             text = self.tokenizer.decode(ids[:length], skip_special_tokens=True)
             results.append(Generation(text, length, n is None and length >= max_new_tokens))
         return results
+
+    def reset_peak_memory(self) -> None:
+        if self.device.startswith("cuda"):
+            self.torch.cuda.reset_peak_memory_stats(self.device)
+
+    def peak_memory(self) -> PeakMemory | None:
+        if not self.device.startswith("cuda"):
+            return None
+        cuda = self.torch.cuda
+        return PeakMemory(
+            cuda.max_memory_allocated(self.device), cuda.max_memory_reserved(self.device)
+        )
 
     def close(self) -> None:
         del self.model
