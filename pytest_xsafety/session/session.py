@@ -27,7 +27,7 @@ from pytest_xsafety.reporting.lastrun import KEY as LAST_RUN_KEY
 from pytest_xsafety.reporting.lastrun import last_run
 from pytest_xsafety.reporting.model import Report, build_report
 from pytest_xsafety.reporting.summary import summary_lines
-from pytest_xsafety.reporting.wire import decode
+from pytest_xsafety.reporting.wire import decode, encode
 from pytest_xsafety.session.progress import ProgressLines
 from pytest_xsafety.session.snapshots import SnapshotRun
 from pytest_xsafety.session.xdist_groups import group_scheduler
@@ -54,7 +54,8 @@ class XSafetySession:
         self.snapshots = _snapshot_run(config, xconfig, runner)
         self.report: Report | None = None  # built once, at the end, on the controller
         self.report_files: list[Path] = []
-        self._props: dict[str, dict[str, Any]] = {}  # nodeid -> the case's properties
+        self._by_id = {c.case_id: c for c in runner.plan.cases}
+        self._unrecorded: dict[str, CaseRecord] = {}  # nodeid -> errored before its fixture
         self.records: dict[str, CaseRecord] = {}  # nodeid -> record, on the controller
         self._selected: list[Case] | None = None
         self._extension: type | None = None  # the syrupy extension, made on first use
@@ -92,16 +93,40 @@ class XSafetySession:
         if not self.is_worker and self.snapshots is not None:
             self.snapshots.read_manifests()
 
+    @pytest.hookimpl(tryfirst=True)  # before junitxml's: see _unrecorded
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
             return
-        # Setup, call and teardown reports share the item's properties; the call
-        # phase may add some (snapshot status), so later reports extend earlier ones.
-        props = self._props.setdefault(report.nodeid, {})
-        props.update(report.user_properties)
-        record = decode(props)
+        # Setup, call and teardown reports carry the item's properties as they were
+        # then: the latest wins (the call phase may error a case its setup recorded).
+        record = decode(dict(report.user_properties))
+        if record is None:
+            record = self._unrecorded.get(report.nodeid)
+            if record is None and report.failed:
+                record = self._errored_early(report)
+            if record is not None:
+                # junitxml writes a case's properties from its teardown report.
+                self._unrecorded[report.nodeid] = record
+                report.user_properties = [*report.user_properties, *encode(record)]
         if record is not None:
             self.records[report.nodeid] = record
+
+    def _errored_early(self, report: pytest.TestReport) -> CaseRecord | None:
+        """A case test that failed before its fixture put a record on it (another
+        fixture, or a fault past every step's own handling): errored, so that every
+        selected case is in the report."""
+        start = report.nodeid.find("[")
+        case = self._by_id.get(report.nodeid[start + 1 : -1]) if start >= 0 else None
+        if case is None:
+            return None
+        crash = getattr(report.longrepr, "reprcrash", None)
+        lines = report.longreprtext.strip().splitlines()
+        cause = getattr(crash, "message", None) or (lines[-1] if lines else "error")
+        name = f"{self.runner.classifier.name}=={self.runner.classifier.version}"
+        p = case.prompt
+        return CaseRecord(
+            case.model, case.strategy, p.id, p.type, p.label, name, "error", error=cause
+        )
 
     def run_records(self) -> list[CaseRecord]:
         """Every case's record in run order (reports arrive in completion order under xdist)."""
