@@ -31,12 +31,7 @@ from pytest_xsafety.setup.options import default_cache_dir
 from pytest_xsafety.setup.plan import resolve_judge
 from pytest_xsafety.setup.project import model_registry
 from pytest_xsafety.setup.reviews import DEFAULT_FILE as DEFAULT_REVIEWS
-from pytest_xsafety.setup.reviews import (
-    REVIEW_LABELS,
-    ReviewsError,
-    load_reviews,
-    write_reviews,
-)
+from pytest_xsafety.setup.reviews import REVIEW_LABELS, ReviewsError, add_review, check_path
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -148,7 +143,7 @@ def _review(args: argparse.Namespace) -> int:
     try:
         used, cases = read_last_run(args.cache_dir)
         path: Path = args.reviews or used
-        reviews = load_reviews(path)
+        check_path(path)
     except (LastRunError, ReviewsError) as exc:
         raise CliError(str(exc)) from None
     if args.case is None:
@@ -163,10 +158,12 @@ def _review(args: argparse.Namespace) -> int:
         raise CliError(f"no case {args.case!r} in the last run{hint}; run it first")
     label = Label.parse(args.label)
     today = datetime.now(UTC).date().isoformat()
-    reviews[case.case_id] = Review(
-        case.case_id, label, case.response_sha256, args.note, case.classifier_said, today
-    )
-    write_reviews(path, reviews)
+    said_by = case.classifier_said
+    review = Review(case.case_id, label, case.response_sha256, args.note, said_by, today)
+    try:
+        add_review(path, review)
+    except ReviewsError as exc:
+        raise CliError(str(exc)) from None
     said = f"{case.classifier} said {case.classifier_said.value}"
     said += ", uncertain" if case.uncertain else ""
     size = "" if case.chars is None else f"{case.chars} chars, "
