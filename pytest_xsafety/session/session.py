@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
+from collections.abc import Generator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,8 @@ from pytest_xsafety.reporting.wire import decode, encode
 from pytest_xsafety.session.progress import ProgressLines
 from pytest_xsafety.session.snapshots import SnapshotRun
 from pytest_xsafety.session.xdist_groups import group_scheduler
-from pytest_xsafety.setup.options import XSafetyConfig
-from pytest_xsafety.setup.outputs import check_folder
+from pytest_xsafety.setup.options import ConfigError, XSafetyConfig
+from pytest_xsafety.setup.outputs import check_file, check_folder
 from pytest_xsafety.snapshots.store import SnapshotCheck, Snapshots
 
 FIXTURE = "xsafety_case"
@@ -133,11 +134,32 @@ class XSafetySession:
         order = {c.case_id: i for i, c in enumerate(self.runner.plan.cases)}
         return sorted(self.records.values(), key=lambda r: order.get(r.case_id, len(order)))
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        # Runs before the terminal summary (the terminal reporter wraps this hook).
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_sessionfinish(
+        self, session: pytest.Session, exitstatus: int
+    ) -> Generator[None, None, None]:
+        # The innermost wrapper: the report is written before any plugin's own
+        # sessionfinish can fail (junitxml's, into a folder that became read-only),
+        # and the terminal reporter, which wraps this hook, prints the summary after.
         if self.is_worker or not self.records:
-            return  # nothing ran (--collect-only, all deselected)
+            return (yield)  # nothing ran (--collect-only, all deselected)
+        self._write_report(session)
+        try:
+            yield
+        except OSError as exc:
+            if not self._junit_failed(exc):
+                raise
+            self._warn(f"--junitxml={self.config.option.xmlpath}: not written ({exc})")
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        else:  # after junitxml's: the pair fields go into the file it wrote
+            self._junit_pairs()
+        self._remember_run()
+        assert self.report is not None
+        if self.report.breaches and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _write_report(self, session: pytest.Session) -> None:
+        """Sweep unused snapshots, build the one report and write its files."""
         snaps = self.snapshots
         opt = self.config.option
         if snaps is not None and snaps.sweep():
@@ -151,16 +173,16 @@ class XSafetySession:
             self.runner.run_info(), self.run_records(), plan.thresholds, self.baseline,
             plan.suite.prompts, plan.bases(),
         )  # fmt: skip
-        if self.xconfig.report is not None:
-            try:
-                self.report_files = write_report(self.report, self.xconfig.report)
-            except OSError as exc:  # checked writable at the start; it changed since
-                self._warn(f"report not written to {self.xconfig.report}: {exc}")
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        self._junit_pairs()
-        self._remember_run()
-        if self.report.breaches and session.exitstatus == 0:
+        if self.xconfig.report is None:
+            return
+        try:
+            self.report_files = write_report(self.report, self.xconfig.report)
+        except OSError as exc:  # checked writable at the start; it changed since
+            self._warn(f"report not written to {self.xconfig.report}: {exc}")
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        except KeyboardInterrupt:  # the files move into place together or not at all
+            self._warn("interrupted while writing the report; the previous report is whole")
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
 
     def _remember_run(self) -> None:
         """Keep the cases' labels and answer hashes in pytest's cache for ``xsafety
@@ -171,17 +193,31 @@ class XSafetySession:
             earlier = cache.get(LAST_RUN_KEY, None)
             cache.set(LAST_RUN_KEY, last_run(self.report.records, self.xconfig.reviews, earlier))
 
-    def _junit_pairs(self) -> None:
-        """Pair outcomes into the JUnit XML that junitxml has just written (this hook
-        is trylast, so it runs after junitxml's): they need both sides of a pair."""
+    def junit_path(self) -> Path | None:
+        """The JUnit XML file, as junitxml expands ``--junitxml``: relative to where
+        pytest was started."""
         xmlpath = getattr(self.config.option, "xmlpath", None)
-        if not xmlpath or self.report is None:
+        if not xmlpath:
+            return None
+        expanded = os.path.expanduser(os.path.expandvars(str(xmlpath)))
+        return Path(self.config.invocation_params.dir, expanded)
+
+    def _junit_failed(self, exc: OSError) -> bool:
+        """Whether ``exc`` is junitxml failing to write its file (or make its folder)."""
+        path = self.junit_path()
+        named = {Path(os.path.abspath(f)) for f in (exc.filename, exc.filename2) if f}
+        return path is not None and bool(named & {path.absolute(), path.absolute().parent})
+
+    def _junit_pairs(self) -> None:
+        """Pair outcomes into the JUnit XML that junitxml has just written: they need
+        both sides of a pair."""
+        path = self.junit_path()
+        if path is None or self.report is None:
             return
-        # junitxml expands the path as given, relative to where pytest was started.
-        path = self.config.invocation_params.dir / os.path.expanduser(os.path.expandvars(xmlpath))
         try:
             add_pair_properties(path, self.report.records)
         except (OSError, ET.ParseError) as exc:
+            xmlpath = self.config.option.xmlpath
             self._warn(f"contrast pairs not added to the JUnit XML {xmlpath}: {exc}")
 
     def _warn(self, warning: str) -> None:
@@ -197,9 +233,27 @@ class XSafetySession:
         if not x.no_cache:
             check_folder(x.cache_dir, "--xsafety-cache-dir", cache_files())
         if x.report is not None:
+            self._report_outside_snapshots(x.report)
             check_folder(x.report, "--xsafety-report", FILES)
+        junit = self.junit_path()
+        if junit is not None:
+            check_file(junit, f"--junitxml={self.config.option.xmlpath}")
         if self.snapshots is not None:
             self.snapshots.check_update()
+
+    def _report_outside_snapshots(self, report: Path) -> None:
+        """The report's files are not snapshots: inside the snapshot folder they would
+        count as unused ones (failing the run) and ``--snapshot-update`` would delete them."""
+        if self.snapshots is None:
+            return
+        store = self.snapshots.store
+        root, where = store.root.resolve(), report.resolve()
+        if where == root or root in where.parents:
+            raise ConfigError(
+                f"--xsafety-report={report}: inside the snapshot folder {store.shown(store.root)}, "
+                "where its files would count as unused snapshots (--snapshot-update deletes "
+                "them); pass a folder outside it"
+            )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.report is None:
