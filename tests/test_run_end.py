@@ -102,13 +102,16 @@ def test_a_junit_file_that_fails_at_the_end_is_one_line_and_the_report_is_writte
 
 # L8: Ctrl-C while the report is written --------------------------------------------
 
-# Sends the process SIGINT while the report's plots are drawn, when asked to.
+# Sends the process SIGINT while the report's plots are drawn (before the files move
+# into place), or while the first file moves, as XSAFETY_TEST_INTERRUPT says.
 INTERRUPT = """
 import os
 import signal
 import pytest_xsafety.reporting.plots as plots
+import pytest_xsafety.setup.outputs as outputs
 
-if os.environ.get("XSAFETY_TEST_INTERRUPT"):
+when = os.environ.get("XSAFETY_TEST_INTERRUPT")
+if when == "drawing":
     drawn = plots.tradeoff_plot
 
     def interrupted(*args, **kwargs):
@@ -116,12 +119,26 @@ if os.environ.get("XSAFETY_TEST_INTERRUPT"):
         return drawn(*args, **kwargs)
 
     plots.tradeoff_plot = interrupted
+elif when == "moving":
+    class Os:
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        def replace(self, src, dst):
+            os.kill(os.getpid(), signal.SIGINT)
+            os.replace(src, dst)
+
+    outputs.os = Os()
 """
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("when", "line"),
+    [("drawing", "the previous report is whole"), ("moving", "this run's report is whole")],
+)
 def test_ctrl_c_while_the_report_is_written_is_one_line_and_exit_2(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, when: str, line: str
 ) -> None:
     project(pytester)
     pytester.makeconftest(INTERRUPT)
@@ -129,17 +146,41 @@ def test_ctrl_c_while_the_report_is_written_is_one_line_and_exit_2(
     assert first.ret == pytest.ExitCode.OK
     before = files_under(pytester.path / "out")
     pytester.makefile(".toml", thresholds="[defaults]\nsafe_refusal_max = 0.5\n")  # new content
-    monkeypatch.setenv("XSAFETY_TEST_INTERRUPT", "1")
+    monkeypatch.setenv("XSAFETY_TEST_INTERRUPT", when)
     result = pytester.runpytest_subprocess(*ARGS, "--xsafety-report=out")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     text = result.stdout.str() + result.stderr.str()
     assert "Traceback" not in text
     assert "KeyboardInterrupt" not in text
     assert text.count("interrupted while writing the report") == 1
-    result.stdout.fnmatch_lines(
-        ["xsafety: WARNING: interrupted while writing the report; the previous report is whole"]
-    )
-    assert files_under(pytester.path / "out") == before
+    result.stdout.fnmatch_lines([f"xsafety: WARNING: interrupted while writing the report; {line}"])
+    after = files_under(pytester.path / "out")
+    assert sorted(after) == sorted(before)  # a whole set, no temporary folder
+    summary = after["summary.md"].decode()
+    assert ("safe_refusal_max" in summary or "50.0%" in summary) == (when == "moving")
+
+
+# A fault in the plugin's own report step still lets junitxml write its file.
+BREAK_REPORT = """
+import pytest_xsafety.session.session as session
+
+def broken(*args, **kwargs):
+    raise RuntimeError("report step broke")
+
+session.build_report = broken
+"""
+
+
+@pytest.mark.slow
+def test_a_fault_in_the_report_step_leaves_the_junit_file_written(
+    pytester: pytest.Pytester,
+) -> None:
+    project(pytester)
+    pytester.makeconftest(BREAK_REPORT)
+    result = pytester.runpytest_subprocess(*ARGS, "--junitxml=j.xml")
+    assert result.ret != pytest.ExitCode.OK  # the fault is raised, not hidden
+    assert "RuntimeError: report step broke" in result.stdout.str() + result.stderr.str()
+    assert (pytester.path / "j.xml").read_text().count("<testcase ") == 6
 
 
 # L11: a report folder inside the snapshots ------------------------------------------

@@ -33,7 +33,7 @@ from pytest_xsafety.session.progress import ProgressLines
 from pytest_xsafety.session.snapshots import SnapshotRun
 from pytest_xsafety.session.xdist_groups import group_scheduler
 from pytest_xsafety.setup.options import ConfigError, XSafetyConfig
-from pytest_xsafety.setup.outputs import check_file, check_folder
+from pytest_xsafety.setup.outputs import MovedThenInterrupted, check_file, check_folder
 from pytest_xsafety.snapshots.store import SnapshotCheck, Snapshots
 
 FIXTURE = "xsafety_case"
@@ -143,18 +143,24 @@ class XSafetySession:
         # and the terminal reporter, which wraps this hook, prints the summary after.
         if self.is_worker or not self.records:
             return (yield)  # nothing ran (--collect-only, all deselected)
-        self._write_report(session)
+        failed: Exception | None = None
+        try:
+            self._write_report(session)
+        except Exception as exc:  # raised after the other plugins (junitxml) finished
+            failed = exc
         try:
             yield
         except OSError as exc:
-            if not self._junit_failed(exc):
+            if failed is not None or not self._junit_failed(exc):
                 raise
             self._warn(f"--junitxml={self.config.option.xmlpath}: not written ({exc})")
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         else:  # after junitxml's: the pair fields go into the file it wrote
             self._junit_pairs()
-        self._remember_run()
+        if failed is not None:
+            raise failed
         assert self.report is not None
+        self._remember_run()
         if self.report.breaches and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -180,7 +186,10 @@ class XSafetySession:
         except OSError as exc:  # checked writable at the start; it changed since
             self._warn(f"report not written to {self.xconfig.report}: {exc}")
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        except KeyboardInterrupt:  # the files move into place together or not at all
+        except MovedThenInterrupted:  # Ctrl-C waited for the moves
+            self._warn("interrupted while writing the report; this run's report is whole")
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+        except KeyboardInterrupt:  # before the moves: none happened
             self._warn("interrupted while writing the report; the previous report is whole")
             session.exitstatus = pytest.ExitCode.INTERRUPTED
 

@@ -91,16 +91,25 @@ def interrupts_held() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
+class MovedThenInterrupted(KeyboardInterrupt):
+    """Ctrl-C came while the new files moved into place: they all moved first."""
+
+
 def write_together(directory: Path, write: Callable[[Path], list[str]]) -> list[Path]:
     """``write(tmp)`` makes the files (returning their names) in a temporary folder
-    inside ``directory``; they then replace the old ones together."""
+    inside ``directory``; they then replace the old ones together. Ctrl-C before the
+    moves leaves the old set (KeyboardInterrupt); during them, the new one
+    (:class:`MovedThenInterrupted`)."""
     directory.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory, prefix=".xsafety-tmp-"))
     try:
         names = write(tmp)
-        with interrupts_held():
-            for name in names:
-                os.replace(tmp / name, directory / name)
+        try:
+            with interrupts_held():
+                for name in names:
+                    os.replace(tmp / name, directory / name)
+        except KeyboardInterrupt:
+            raise MovedThenInterrupted from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return [directory / name for name in names]
