@@ -24,18 +24,14 @@ from pytest_xsafety.engine.classify.agreement import (
     format_agreement,
 )
 from pytest_xsafety.engine.classify.registry import ClassifierError, decide, make_classifier
+from pytest_xsafety.reporting.compare import ResultsError, read_results
 from pytest_xsafety.reporting.lastrun import LastCase, LastRunError, read_last_run
 from pytest_xsafety.setup.models import RegistryError
 from pytest_xsafety.setup.options import default_cache_dir
 from pytest_xsafety.setup.plan import resolve_judge
 from pytest_xsafety.setup.project import model_registry
 from pytest_xsafety.setup.reviews import DEFAULT_FILE as DEFAULT_REVIEWS
-from pytest_xsafety.setup.reviews import (
-    REVIEW_LABELS,
-    ReviewsError,
-    load_reviews,
-    write_reviews,
-)
+from pytest_xsafety.setup.reviews import REVIEW_LABELS, ReviewsError, add_review, check_path
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -54,6 +50,7 @@ pytest-xsafety's command line (the test run itself is `pytest --xsafety-model NA
   xsafety review               list the last run's review candidates; with --case ID
                                --label LABEL, pin a human label to that case's response
 """
+VERDICT_COUNTS = ("errors", "snapshot_flips", "baseline_flips")
 LABEL_COLUMN = "xsafety_label"
 UNCERTAIN_COLUMN = "xsafety_uncertain"
 TRUTH_COLUMN = "final_label"
@@ -146,7 +143,7 @@ def _review(args: argparse.Namespace) -> int:
     try:
         used, cases = read_last_run(args.cache_dir)
         path: Path = args.reviews or used
-        reviews = load_reviews(path)
+        check_path(path)
     except (LastRunError, ReviewsError) as exc:
         raise CliError(str(exc)) from None
     if args.case is None:
@@ -161,10 +158,12 @@ def _review(args: argparse.Namespace) -> int:
         raise CliError(f"no case {args.case!r} in the last run{hint}; run it first")
     label = Label.parse(args.label)
     today = datetime.now(UTC).date().isoformat()
-    reviews[case.case_id] = Review(
-        case.case_id, label, case.response_sha256, args.note, case.classifier_said, today
-    )
-    write_reviews(path, reviews)
+    said_by = case.classifier_said
+    review = Review(case.case_id, label, case.response_sha256, args.note, said_by, today)
+    try:
+        add_review(path, review)
+    except ReviewsError as exc:
+        raise CliError(str(exc)) from None
     said = f"{case.classifier} said {case.classifier_said.value}"
     said += ", uncertain" if case.uncertain else ""
     size = "" if case.chars is None else f"{case.chars} chars, "
@@ -197,24 +196,36 @@ def _candidates(cases: Mapping[str, LastCase]) -> int:
 
 
 def _verdict(args: argparse.Namespace) -> int:
-    import json
-
     path: Path = args.results
     if path.is_dir():
         path = path / "results.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        v = data["verdict"]
-        flips = {"snapshots": v["snapshot_flips"], "the baseline run": v["baseline_flips"] or 0}
-        breaches, errors = list(v["breaches"]), int(v["errors"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CliError(f"cannot read {path} as pytest-xsafety results: {exc}") from exc
+        v = read_results(path, str(path)).get("verdict")
+    except ResultsError as exc:
+        raise CliError(str(exc)) from None
+    if not isinstance(v, dict):
+        raise CliError(f"{path}: no 'verdict' object: not a results.json")
+    breaches = v.get("breaches")
+    if not isinstance(breaches, list) or not all(isinstance(b, str) for b in breaches):
+        raise CliError(f"{path}: 'verdict.breaches' is not a list of texts: not a results.json")
+    counts = []
+    for key in VERDICT_COUNTS:
+        n = v.get(key, "missing")
+        if key == "baseline_flips" and n is None:  # no baseline run was compared
+            n = 0
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise CliError(f"{path}: 'verdict.{key}' is {n!r}, not a count: not a results.json")
+        counts.append(n)
+    errors, snapshot_flips, baseline_flips = counts
+    flips = {"snapshots": snapshot_flips, "the baseline run": baseline_flips}
     failures = [f"budget exceeded: {b}" for b in breaches]
     if errors:
         failures.append(f"{errors} case(s) errored")
     flipped = [f"{n} label flip(s) against {what}" for what, n in flips.items() if n]
     if not args.allow_flips:
         failures += flipped
+    if not failures and v.get("passed") is False:  # never green where the run was not
+        failures.append("the report says the run did not pass")
     for line in failures:
         print(f"FAIL: {line}")
     if not failures:

@@ -18,12 +18,12 @@ from pytest_xsafety.core.records import Case
 from pytest_xsafety.core.text import UsageError
 from pytest_xsafety.engine.pipeline import Runner
 from pytest_xsafety.reporting.compare import load_baseline
-from pytest_xsafety.session.case import CaseCheck, GenerationFailed, case_check
+from pytest_xsafety.session.case import CaseCheck, case_check
 from pytest_xsafety.session.session import FIXTURE, XSafetySession
 from pytest_xsafety.session.xdist_groups import worker_settings
 from pytest_xsafety.setup.options import OPTIONS, parse_config
 
-__all__ = ["USAGE_ERRORS", "CaseCheck", "GenerationFailed", "XSafetySession"]
+__all__ = ["USAGE_ERRORS", "CaseCheck", "XSafetySession"]
 
 SESSION_KEY = pytest.StashKey[XSafetySession]()
 PATH_OPTIONS = {"suite", "thresholds", "cache-dir", "report", "baseline"}

@@ -181,3 +181,10 @@ def try_config(root: Path) -> str:
         assert "Traceback" not in message
         return message
     return "ok"
+
+
+# What --xsafety-report writes, spelled out rather than taken from the code's own list.
+REPORT_FILES = [
+    "contrast-pairs.png", "refusal-heatmap.png", "results.csv", "results.json", "summary.md",
+    "tradeoff.png", "types.csv",
+]  # fmt: skip

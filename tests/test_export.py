@@ -14,12 +14,11 @@ from matplotlib.image import imread
 
 from pytest_xsafety.cli import main
 from pytest_xsafety.core.records import CaseRecord
-from pytest_xsafety.core.redaction import stand_in
 from pytest_xsafety.reporting.compare import BaselineError, load_baseline
-from pytest_xsafety.reporting.files import FILES, SCHEMA_FILE, write_report
+from pytest_xsafety.reporting.files import SCHEMA_FILE, write_report
 from pytest_xsafety.reporting.summary import summary_lines
 from pytest_xsafety.reporting.wire import decode, encode
-from tests.helpers import ANSWER, C, make_report, result_set
+from tests.helpers import ANSWER, REPORT_FILES, C, make_report, result_set
 
 
 @pytest.fixture
@@ -34,7 +33,7 @@ def load(directory: Path) -> dict[str, Any]:
 
 
 def test_every_file_is_written(written: Path) -> None:
-    assert sorted(p.name for p in written.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in written.iterdir()) == REPORT_FILES
 
 
 def test_results_json_validates_against_its_schema(written: Path) -> None:
@@ -222,7 +221,7 @@ def test_a_bad_baseline_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_an_empty_run_still_writes_every_file(tmp_path: Path) -> None:
     write_report(make_report([]), tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == REPORT_FILES
     jsonschema.validate(load(tmp_path), json.loads(SCHEMA_FILE.read_text()))
     assert imread(tmp_path / "refusal-heatmap.png").shape[0] > 100
 
@@ -287,9 +286,11 @@ def test_uncertain_labels_are_counted_per_group_and_listed_redacted(tmp_path: Pa
     assert unsafe.response is not None
     assert unsafe.response.redacted
     assert unsafe.response.text == ""
-    sha, chars = unsafe.response.sha256[:12], unsafe.response.chars
-    assert chars == len("I can't help with that.")
-    assert f"| full_refusal | {stand_in(chars, sha)} |" in section
+    assert (unsafe.response.chars, unsafe.response.sha256[:12]) == (23, "4434ac69dedd")
+    redacted = (
+        "[response redacted: 23 chars, sha256 4434ac69dedd; --xsafety-report-unsafe full shows it]"
+    )
+    assert f"| full_refusal | {redacted} |" in section
     assert section.count("| `m/") == 3
     with (tmp_path / "out" / "results.csv").open() as f:
         assert sum(row["uncertain"] == "True" for row in csv.DictReader(f)) == 3

@@ -31,11 +31,11 @@ from pytest_xsafety.engine.batching import Failure, Request, run_batches
 from pytest_xsafety.engine.budgets import Check
 from pytest_xsafety.engine.cache import request_key
 from pytest_xsafety.reporting.compare import BaselineError, load_baseline
-from pytest_xsafety.reporting.files import FILES, SCHEMA_FILE, write_report
+from pytest_xsafety.reporting.files import SCHEMA_FILE, write_report
 from pytest_xsafety.reporting.terminal import describe_check
 from pytest_xsafety.setup.models import RegistryError, user_models
 from pytest_xsafety.setup.options import ConfigError, parse_config
-from pytest_xsafety.setup.outputs import check_folder, interrupts_held
+from pytest_xsafety.setup.outputs import interrupts_held
 from pytest_xsafety.setup.strategies import StrategyError, user_strategies
 from pytest_xsafety.setup.suites import SuiteError, parse_suite
 from pytest_xsafety.setup.thresholds import ThresholdsError, load_thresholds
@@ -44,12 +44,14 @@ from pytest_xsafety.snapshots.store import Snapshots, write_atomic
 from tests.helpers import (
     FAKE_MODEL,
     HEADER,
+    REPORT_FILES,
     TEST_FILE,
     make_report,
     result_set,
     try_config,
     write_suite,
 )
+from tests.permissions import python, read_only
 
 # As in test_plugin_report: in-process pytester runs drop modules first imported in
 # them, and numpy's C extensions cannot load twice, so the report's libraries load here.
@@ -290,19 +292,31 @@ def test_3_8_unusable_output_folders_are_usage_errors(
     assert not log.exists()  # nothing generated
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+CHECK_FOLDER = """
+import sys
+from pathlib import Path
+from pytest_xsafety.setup.options import ConfigError
+from pytest_xsafety.setup.outputs import check_folder
+try:
+    check_folder(Path("ro"), sys.argv[1])
+except ConfigError as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "what", ["--xsafety-cache-dir", "--xsafety-report", "--xsafety-snapshot-dir"]
 )
 def test_3_8_read_only_folders_are_usage_errors(tmp_path: Path, what: str) -> None:
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    folder.chmod(0o500)
-    try:
-        with pytest.raises(ConfigError, match=f"{what}=.*ro: cannot write there"):
-            check_folder(folder, what)
-    finally:
-        folder.chmod(0o700)
+    # Also as root (CI runs as root): the check runs where file permissions bind.
+    with read_only(tmp_path / "ro"):
+        done = python(["-c", CHECK_FOLDER, what], tmp_path)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == (
+        f"{what}=ro: cannot write there (Permission denied); make it writable or pass "
+        "another folder\n"
+    )
 
 
 # 4: report files as a set -----------------------------------------------------------
@@ -324,7 +338,7 @@ def test_4_an_interrupted_report_leaves_the_previous_set_whole(
     with pytest.raises(KeyboardInterrupt):
         write_report(make_report(errored), out)
     assert files_under(out) == before  # the old set, whole; no temporary folder left
-    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in out.iterdir()) == REPORT_FILES
 
 
 def test_4_ctrl_c_during_the_moves_waits_for_them() -> None:

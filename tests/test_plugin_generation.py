@@ -134,7 +134,7 @@ def test_a_failing_prompt_errors_alone_and_the_run_completes(
         [
             "*xsafety: fake/baseline: out of memory on a batch of 6 prompts: retried in halves "
             "of 3; the group's later batches at most 3",
-            "*generation failed: RuntimeError: injected fault*",
+            "fake/baseline/homonyms/2: errored: RuntimeError; the xsafety summary names the cause",
             "fake/baseline: 1 case(s) errored: RuntimeError: injected fault*",
         ]
     )

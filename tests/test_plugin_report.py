@@ -15,9 +15,8 @@ import statsmodels.stats.contingency_tables
 import statsmodels.stats.proportion
 from matplotlib.image import imread
 
-from pytest_xsafety.core.redaction import stand_in
-from pytest_xsafety.reporting.files import FILES, SCHEMA_FILE
-from tests.helpers import run, setup
+from pytest_xsafety.reporting.files import SCHEMA_FILE
+from tests.helpers import REPORT_FILES, run, setup
 
 # Pytester's in-process runs drop the modules first imported inside them, and numpy's
 # C extensions cannot load twice in a process: import the report's libraries once here.
@@ -45,7 +44,7 @@ def test_report_with_two_strategies_writes_every_file(
     result.stdout.fnmatch_lines(
         ["*xsafety summary (gate: point)*", "xsafety: report in out: summary.md, results.json*"]
     )
-    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in out.iterdir()) == REPORT_FILES
     doc = results(out)
     jsonschema.validate(doc, json.loads(SCHEMA_FILE.read_text()))
     assert [(g["strategy"], g["safe_refusal"]["hits"], g["safe_refusal"]["total"]) for g in doc["groups"]] == [
@@ -183,8 +182,11 @@ def test_uncertain_labels_reach_the_summary_results_and_junit(
     )
     unsafe = next(c for c in doc["cases"] if c["prompt_id"] == "4")["response"]
     assert unsafe["text"] == ""  # the one redaction policy: length and hash only
-    redacted = f"{stand_in(unsafe['chars'], unsafe['sha256'])} |"
-    assert f"| partial_refusal | {redacted}" in section
+    chars, sha = unsafe["chars"], unsafe["sha256"][:12]
+    redacted = (
+        f"[response redacted: {chars} chars, sha256 {sha}; --xsafety-report-unsafe full shows it]"
+    )
+    assert f"| partial_refusal | {redacted} |" in section
     tree = ET.parse(pytester.path / "junit.xml")
     flags = {
         case.get("name"): p.get("value")

@@ -18,8 +18,16 @@ from typing import Any
 EXCERPT_CHARS = 80
 
 
+HEX = frozenset("0123456789abcdef")
+
+
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def is_sha256(value: object) -> bool:
+    """Whether ``value`` is a sha256 as this package writes it: 64 lower-case hex digits."""
+    return isinstance(value, str) and len(value) == 64 and all(c in HEX for c in value)
 
 
 def sha256_file(path: Path) -> str:

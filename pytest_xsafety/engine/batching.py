@@ -149,7 +149,7 @@ def run_batches(
     try:
         model = backend()
     except Exception as exc:  # the model did not load: every request fails with the cause
-        return {r.key: Failure(_cause(exc)) for b in batches for r in b}
+        return {r.key: Failure(failure_cause(exc)) for b in batches for r in b}
     run = _Run(model, group, batches, max_new_tokens, store, progress, out)
     run.say = say
     if isinstance(model, StepReporting):
@@ -162,7 +162,7 @@ def run_batches(
                 run.attempt(batch)
             except BackendUnavailable as exc:
                 for request in (r for b in batches[run.number - 1 :] for r in b):
-                    out.setdefault(request.key, Failure(_cause(exc)))
+                    out.setdefault(request.key, Failure(failure_cause(exc)))
                 break
     finally:
         if isinstance(model, StepReporting):
@@ -228,7 +228,7 @@ class _Run:
                         )
                 self.halves(batch)
                 return
-            self.out[batch[0].key] = Failure(_cause(exc))
+            self.out[batch[0].key] = Failure(failure_cause(exc))
             self.done += 1
             return
         self.finish(list(zip(batch, results, strict=True)))
@@ -255,7 +255,8 @@ def _generate(model: Backend, batch: Sequence[Request], max_new_tokens: int) -> 
     return results
 
 
-def _cause(exc: BaseException) -> str:
+def failure_cause(exc: BaseException) -> str:
+    """``Type: message``: how an error is named as a case's cause."""
     return f"{type(exc).__name__}: {exc}"
 
 

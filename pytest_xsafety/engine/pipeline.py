@@ -42,6 +42,7 @@ from pytest_xsafety.engine.batching import (
     Progress,
     Request,
     StoreFn,
+    failure_cause,
     plan_batches,
     run_batches,
     select_batches,
@@ -59,6 +60,11 @@ from pytest_xsafety.setup.strategies import BUILTIN_STRATEGIES
 from pytest_xsafety.setup.suites import id_order
 
 Done = dict[str, Generation | Failure]  # by request key
+
+
+class StageFailed(RuntimeError):
+    """A step after generation (the classifier, the reviews) failed for a whole group;
+    the message names the step and the cause, and each of the group's cases errors with it."""
 
 
 @dataclass
@@ -278,7 +284,11 @@ class Runner:
 
     def _decisions(self, pairs: Sequence[tuple[Case, Generation]]) -> list[Decision]:
         """Labels with the classifier's uncertain flags (candidates for review)."""
-        return decide(self.classifier, [Exchange(c.prompt.text, g.text) for c, g in pairs])
+        try:
+            return decide(self.classifier, [Exchange(c.prompt.text, g.text) for c, g in pairs])
+        except Exception as exc:  # a classifier's own fault: its group errors, named
+            name = f"{self.classifier.name}=={self.classifier.version}"
+            raise StageFailed(f"classifier {name} failed: {failure_cause(exc)}") from exc
 
     def _second_turns(
         self, members: Sequence[Case], first: dict[str, Request], batches: list[list[Request]]
@@ -364,7 +374,10 @@ class Runner:
         decisions = self._decisions([(c, g) for _, c, g in to_label])
         for (i, _, _), d in zip(to_label, decisions, strict=True):
             results[i] = replace(results[i], label=d.label, uncertain=d.uncertain)
-        return apply_reviews(results, self.plan.reviews)
+        try:
+            return apply_reviews(results, self.plan.reviews)
+        except Exception as exc:
+            raise StageFailed(f"applying reviews failed: {failure_cause(exc)}") from exc
 
     def verdict(self, case: Case, selected: Sequence[Case]) -> CaseVerdict:
         """Judge ``case`` against its group's budgets over the ``selected`` cases."""
@@ -372,7 +385,14 @@ class Runner:
             # xdist keeps a group on one worker: at most this many workers are busy.
             self._busy_workers = len({c.group for c in selected})
         if case.group not in self._verdicts:
-            results = self.group_results(case.group, [c for c in selected if c.group == case.group])
+            mine = [c for c in selected if c.group == case.group]
+            if case not in mine:
+                mine.append(case)
+            try:
+                results = self.group_results(case.group, mine)
+            except Exception as exc:  # past generation's own handling: still one record each
+                cause = str(exc) if isinstance(exc, StageFailed) else failure_cause(exc)
+                results = [self.errored(c, cause) for c in mine]
             self._verdicts[case.group] = judge_group(
                 results,
                 self.plan.thresholds,
@@ -381,6 +401,11 @@ class Runner:
                 self.plan.bases(),
             )
         return self._verdicts[case.group][case.case_id]
+
+    def errored(self, case: Case, cause: str) -> CaseResult:
+        """``case``'s result when a step failed: no label, the ``cause`` as its error."""
+        name, version = self.classifier.name, self.classifier.version
+        return CaseResult(case, (), (), Label.UNSCORED, name, version, error=cause)
 
     def cached_baseline(self, model: str, selected: Sequence[Case]) -> dict[str, Label] | None:
         """``baseline`` labels of ``model`` by prompt id, for the prompts of its
@@ -403,7 +428,10 @@ class Runner:
         got = cache.get_many(keys)
         if not prompts or len(got) < len(set(keys)):
             return None
-        decisions = self._decisions([(c, got[k]) for c, k in zip(cases, keys, strict=True)])
+        try:
+            decisions = self._decisions([(c, got[k]) for c, k in zip(cases, keys, strict=True)])
+        except StageFailed:
+            return None  # the cases' own labels failed the same way and say so
         found = {p.id: d.label for p, d in zip(prompts, decisions, strict=True)}
         self._cached_baselines[model] = found
         return found

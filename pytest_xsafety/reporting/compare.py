@@ -22,10 +22,46 @@ from pytest_xsafety.core.text import UsageError
 from pytest_xsafety.engine.budgets import counts_against, metric_for
 
 SCHEMA_VERSION = 1
+SCHEMA_ID = f"urn:pytest-xsafety:results:v{SCHEMA_VERSION}"
 
 
-class BaselineError(UsageError):
+class ResultsError(UsageError):
+    """A results.json that cannot be read; the message names it and the fix."""
+
+
+class BaselineError(ResultsError):
     """A baseline file that cannot be read; the message names it and the fix."""
+
+
+def read_results(path: Path, where: str) -> dict[str, Any]:
+    """The ``results.json`` document at ``path``, one this version reads (schema
+    version 1; a ``schema`` other than this version's is refused, its absence is not);
+    else a one-line :class:`ResultsError` starting with ``where``."""
+    try:
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{where}: cannot read it as JSON: {exc}") from None
+    except RecursionError:  # json recurses per nesting level
+        raise ResultsError(f"{where}: cannot read it as JSON: nested too deeply") from None
+    except ValueError as exc:  # not JSON, or an integer of more than 4,300 digits
+        reason = str(exc).split(";")[0]
+        raise ResultsError(f"{where}: cannot read it as JSON: {reason}") from None
+    fix = "pass the results.json an --xsafety-report run of this version wrote"
+    if not isinstance(data, dict):
+        raise ResultsError(f"{where}: not a pytest-xsafety results.json (not a JSON object); {fix}")
+    schema, version = data.get("schema", SCHEMA_ID), data.get("schema_version")
+    if version != SCHEMA_VERSION or isinstance(version, bool) or schema != SCHEMA_ID:
+        found = f"schema {_short(schema)}, " if schema != SCHEMA_ID else ""
+        raise ResultsError(
+            f"{where}: not a pytest-xsafety results.json of schema version {SCHEMA_VERSION} "
+            f"(found {found}schema_version {_short(version)}); {fix}"
+        )
+    return data
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 Key = tuple[str, str, str]  # model, strategy, prompt id
@@ -43,15 +79,9 @@ class Baseline:
 def load_baseline(path: Path) -> Baseline:
     where = f"--xsafety-baseline {path}"
     try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BaselineError(f"{where}: cannot read it as JSON: {exc}") from None
-    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
-        found = data.get("schema_version") if isinstance(data, dict) else None
-        raise BaselineError(
-            f"{where}: not a pytest-xsafety results.json of schema version {SCHEMA_VERSION} "
-            f"(found {found!r}); pass the results.json an --xsafety-report run wrote"
-        )
+        data = read_results(path, where)
+    except ResultsError as exc:
+        raise BaselineError(str(exc)) from None
     labels: dict[Key, Label | None] = {}
     try:
         for case in data["cases"]:

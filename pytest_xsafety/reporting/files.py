@@ -13,14 +13,13 @@ from typing import Any
 from pytest_xsafety import __version__
 from pytest_xsafety.core.stats import wilson
 from pytest_xsafety.engine.budgets import Check, GroupSummary
-from pytest_xsafety.reporting.compare import SCHEMA_VERSION, GroupChange
+from pytest_xsafety.reporting.compare import SCHEMA_ID, SCHEMA_VERSION, GroupChange
 from pytest_xsafety.reporting.model import Report
 from pytest_xsafety.reporting.tables import case_json, cases_frame, records_of, types_frame
 from pytest_xsafety.reporting.terminal import group_verdict, over_budget_within_interval, study_rows
 from pytest_xsafety.setup.outputs import write_together
 
 SCHEMA_FILE = Path(__file__).parents[1] / "schemas" / f"results-v{SCHEMA_VERSION}.schema.json"
-SCHEMA_ID = f"urn:pytest-xsafety:results:v{SCHEMA_VERSION}"
 FILES = (
     "summary.md",
     "results.json",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_xsafety.core.records import CaseRecord, Label
+from pytest_xsafety.core.text import is_sha256
 
 KEY = "xsafety/last-run"
 SCHEMA = 1
@@ -85,18 +86,22 @@ def read_last_run(cache_dir: Path) -> tuple[Path, dict[str, LastCase]]:
         cases = {cid: _case(cid, c) for cid, c in doc["cases"].items()}
         return Path(doc["reviews"]), cases
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise LastRunError(f"{path}: malformed ({exc!r}); rerun pytest") from None
+        why = f"{type(exc).__name__}: {exc}"
+        raise LastRunError(f"{path}: malformed ({why}); rerun pytest") from None
 
 
 def _case(case_id: str, c: Mapping[str, Any]) -> LastCase:
     by_classifier = c.get("classifier_label")
+    sha = c["response_sha256"]
+    if not is_sha256(sha):
+        raise ValueError(f"case {case_id}: response_sha256 {sha!r} is not a sha256")
     return LastCase(
         case_id=case_id,
         expected=str(c["expected"]),
         label=Label.parse(c["label"]),
         label_source=str(c["label_source"]),
         uncertain=bool(c["uncertain"]),
-        response_sha256=str(c["response_sha256"]),
+        response_sha256=sha,
         chars=c.get("chars"),
         classifier=str(c["classifier"]),
         review=c.get("review"),

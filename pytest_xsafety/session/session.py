@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
+from collections.abc import Generator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,12 +28,12 @@ from pytest_xsafety.reporting.lastrun import KEY as LAST_RUN_KEY
 from pytest_xsafety.reporting.lastrun import last_run
 from pytest_xsafety.reporting.model import Report, build_report
 from pytest_xsafety.reporting.summary import summary_lines
-from pytest_xsafety.reporting.wire import decode
+from pytest_xsafety.reporting.wire import decode, encode
 from pytest_xsafety.session.progress import ProgressLines
 from pytest_xsafety.session.snapshots import SnapshotRun
 from pytest_xsafety.session.xdist_groups import group_scheduler
-from pytest_xsafety.setup.options import XSafetyConfig
-from pytest_xsafety.setup.outputs import check_folder
+from pytest_xsafety.setup.options import ConfigError, XSafetyConfig
+from pytest_xsafety.setup.outputs import MovedThenInterrupted, check_file, check_folder
 from pytest_xsafety.snapshots.store import SnapshotCheck, Snapshots
 
 FIXTURE = "xsafety_case"
@@ -54,7 +55,8 @@ class XSafetySession:
         self.snapshots = _snapshot_run(config, xconfig, runner)
         self.report: Report | None = None  # built once, at the end, on the controller
         self.report_files: list[Path] = []
-        self._props: dict[str, dict[str, Any]] = {}  # nodeid -> the case's properties
+        self._by_id = {c.case_id: c for c in runner.plan.cases}
+        self._unrecorded: dict[str, CaseRecord] = {}  # nodeid -> errored before its fixture
         self.records: dict[str, CaseRecord] = {}  # nodeid -> record, on the controller
         self._selected: list[Case] | None = None
         self._extension: type | None = None  # the syrupy extension, made on first use
@@ -92,27 +94,78 @@ class XSafetySession:
         if not self.is_worker and self.snapshots is not None:
             self.snapshots.read_manifests()
 
+    @pytest.hookimpl(tryfirst=True)  # before junitxml's: see _unrecorded
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
             return
-        # Setup, call and teardown reports share the item's properties; the call
-        # phase may add some (snapshot status), so later reports extend earlier ones.
-        props = self._props.setdefault(report.nodeid, {})
-        props.update(report.user_properties)
-        record = decode(props)
+        # Setup, call and teardown reports carry the item's properties as they were
+        # then: the latest wins (the call phase may error a case its setup recorded).
+        record = decode(dict(report.user_properties))
+        if record is None:
+            record = self._unrecorded.get(report.nodeid)
+            if record is None and report.failed:
+                record = self._errored_early(report)
+            if record is not None:
+                # junitxml writes a case's properties from its teardown report.
+                self._unrecorded[report.nodeid] = record
+                report.user_properties = [*report.user_properties, *encode(record)]
         if record is not None:
             self.records[report.nodeid] = record
+
+    def _errored_early(self, report: pytest.TestReport) -> CaseRecord | None:
+        """A case test that failed before its fixture put a record on it (another
+        fixture, or a fault past every step's own handling): errored, so that every
+        selected case is in the report."""
+        start = report.nodeid.find("[")
+        case = self._by_id.get(report.nodeid[start + 1 : -1]) if start >= 0 else None
+        if case is None:
+            return None
+        crash = getattr(report.longrepr, "reprcrash", None)
+        lines = report.longreprtext.strip().splitlines()
+        cause = getattr(crash, "message", None) or (lines[-1] if lines else "error")
+        name = f"{self.runner.classifier.name}=={self.runner.classifier.version}"
+        p = case.prompt
+        return CaseRecord(
+            case.model, case.strategy, p.id, p.type, p.label, name, "error", error=cause
+        )
 
     def run_records(self) -> list[CaseRecord]:
         """Every case's record in run order (reports arrive in completion order under xdist)."""
         order = {c.case_id: i for i, c in enumerate(self.runner.plan.cases)}
         return sorted(self.records.values(), key=lambda r: order.get(r.case_id, len(order)))
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        # Runs before the terminal summary (the terminal reporter wraps this hook).
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_sessionfinish(
+        self, session: pytest.Session, exitstatus: int
+    ) -> Generator[None, None, None]:
+        # The innermost wrapper: the report is written before any plugin's own
+        # sessionfinish can fail (junitxml's, into a folder that became read-only),
+        # and the terminal reporter, which wraps this hook, prints the summary after.
         if self.is_worker or not self.records:
-            return  # nothing ran (--collect-only, all deselected)
+            return (yield)  # nothing ran (--collect-only, all deselected)
+        failed: Exception | None = None
+        try:
+            self._write_report(session)
+        except Exception as exc:  # raised after the other plugins (junitxml) finished
+            failed = exc
+        try:
+            yield
+        except OSError as exc:
+            if failed is not None or not self._junit_failed(exc):
+                raise
+            self._warn(f"--junitxml={self.config.option.xmlpath}: not written ({exc})")
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        else:  # after junitxml's: the pair fields go into the file it wrote
+            self._junit_pairs()
+        if failed is not None:
+            raise failed
+        assert self.report is not None
+        self._remember_run()
+        if self.report.breaches and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _write_report(self, session: pytest.Session) -> None:
+        """Sweep unused snapshots, build the one report and write its files."""
         snaps = self.snapshots
         opt = self.config.option
         if snaps is not None and snaps.sweep():
@@ -126,16 +179,19 @@ class XSafetySession:
             self.runner.run_info(), self.run_records(), plan.thresholds, self.baseline,
             plan.suite.prompts, plan.bases(),
         )  # fmt: skip
-        if self.xconfig.report is not None:
-            try:
-                self.report_files = write_report(self.report, self.xconfig.report)
-            except OSError as exc:  # checked writable at the start; it changed since
-                self._warn(f"report not written to {self.xconfig.report}: {exc}")
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        self._junit_pairs()
-        self._remember_run()
-        if self.report.breaches and session.exitstatus == 0:
+        if self.xconfig.report is None:
+            return
+        try:
+            self.report_files = write_report(self.report, self.xconfig.report)
+        except OSError as exc:  # checked writable at the start; it changed since
+            self._warn(f"report not written to {self.xconfig.report}: {exc}")
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        except MovedThenInterrupted:  # Ctrl-C waited for the moves
+            self._warn("interrupted while writing the report; this run's report is whole")
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+        except KeyboardInterrupt:  # before the moves: none happened
+            self._warn("interrupted while writing the report; the previous report is whole")
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
 
     def _remember_run(self) -> None:
         """Keep the cases' labels and answer hashes in pytest's cache for ``xsafety
@@ -146,17 +202,31 @@ class XSafetySession:
             earlier = cache.get(LAST_RUN_KEY, None)
             cache.set(LAST_RUN_KEY, last_run(self.report.records, self.xconfig.reviews, earlier))
 
-    def _junit_pairs(self) -> None:
-        """Pair outcomes into the JUnit XML that junitxml has just written (this hook
-        is trylast, so it runs after junitxml's): they need both sides of a pair."""
+    def junit_path(self) -> Path | None:
+        """The JUnit XML file, as junitxml expands ``--junitxml``: relative to where
+        pytest was started."""
         xmlpath = getattr(self.config.option, "xmlpath", None)
-        if not xmlpath or self.report is None:
+        if not xmlpath:
+            return None
+        expanded = os.path.expanduser(os.path.expandvars(str(xmlpath)))
+        return Path(self.config.invocation_params.dir, expanded)
+
+    def _junit_failed(self, exc: OSError) -> bool:
+        """Whether ``exc`` is junitxml failing to write its file (or make its folder)."""
+        path = self.junit_path()
+        named = {Path(os.path.abspath(f)) for f in (exc.filename, exc.filename2) if f}
+        return path is not None and bool(named & {path.absolute(), path.absolute().parent})
+
+    def _junit_pairs(self) -> None:
+        """Pair outcomes into the JUnit XML that junitxml has just written: they need
+        both sides of a pair."""
+        path = self.junit_path()
+        if path is None or self.report is None:
             return
-        # junitxml expands the path as given, relative to where pytest was started.
-        path = self.config.invocation_params.dir / os.path.expanduser(os.path.expandvars(xmlpath))
         try:
             add_pair_properties(path, self.report.records)
         except (OSError, ET.ParseError) as exc:
+            xmlpath = self.config.option.xmlpath
             self._warn(f"contrast pairs not added to the JUnit XML {xmlpath}: {exc}")
 
     def _warn(self, warning: str) -> None:
@@ -172,9 +242,27 @@ class XSafetySession:
         if not x.no_cache:
             check_folder(x.cache_dir, "--xsafety-cache-dir", cache_files())
         if x.report is not None:
+            self._report_outside_snapshots(x.report)
             check_folder(x.report, "--xsafety-report", FILES)
+        junit = self.junit_path()
+        if junit is not None:
+            check_file(junit, f"--junitxml={self.config.option.xmlpath}")
         if self.snapshots is not None:
             self.snapshots.check_update()
+
+    def _report_outside_snapshots(self, report: Path) -> None:
+        """The report's files are not snapshots: inside the snapshot folder they would
+        count as unused ones (failing the run) and ``--snapshot-update`` would delete them."""
+        if self.snapshots is None:
+            return
+        store = self.snapshots.store
+        root, where = store.root.resolve(), report.resolve()
+        if where == root or root in where.parents:
+            raise ConfigError(
+                f"--xsafety-report={report}: inside the snapshot folder {store.shown(store.root)}, "
+                "where its files would count as unused snapshots (--snapshot-update deletes "
+                "them); pass a folder outside it"
+            )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.report is None:

@@ -30,10 +30,7 @@ def check_folder(path: Path, what: str, files: Iterable[str] = ()) -> None:
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{what}={path}: is a file, not a folder; pass a folder")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=path, prefix=".xsafety-probe-")
-        os.close(fd)
-        os.unlink(probe)
+        _probe(path)
     except OSError as exc:
         raise ConfigError(
             f"{what}={path}: cannot write there ({exc.strerror}); make it writable or pass "
@@ -45,6 +42,33 @@ def check_folder(path: Path, what: str, files: Iterable[str] = ()) -> None:
             raise ConfigError(f"{what}={path}: {name} is a folder; remove it or pick another")
         if target.exists() and not os.access(target, os.W_OK):
             raise ConfigError(f"{what}={path}: {name} is read-only; make it writable")
+
+
+def check_file(path: Path, what: str) -> None:
+    """``path`` is a file the run can write at the end: not a folder, not read-only,
+    in a folder that can be made and written (``what``: the option and its value)."""
+    if path.is_dir():
+        raise ConfigError(f"{what}: is a folder; pass a file path")
+    blocked = next((p for p in path.parents if p.exists()), None)
+    if blocked is not None and not blocked.is_dir():
+        raise ConfigError(f"{what}: {blocked} is a file, not a folder; pass another path")
+    try:
+        _probe(path.parent)
+    except OSError as exc:
+        raise ConfigError(
+            f"{what}: cannot write into {path.parent} ({exc.strerror}); make it writable "
+            "or pass another path"
+        ) from None
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ConfigError(f"{what}: the file is read-only; make it writable")
+
+
+def _probe(folder: Path) -> None:
+    """Create ``folder`` if needed and make (and remove) a file in it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=".xsafety-probe-")
+    os.close(fd)
+    os.unlink(probe)
 
 
 @contextlib.contextmanager
@@ -67,16 +91,25 @@ def interrupts_held() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
+class MovedThenInterrupted(KeyboardInterrupt):
+    """Ctrl-C came while the new files moved into place: they all moved first."""
+
+
 def write_together(directory: Path, write: Callable[[Path], list[str]]) -> list[Path]:
     """``write(tmp)`` makes the files (returning their names) in a temporary folder
-    inside ``directory``; they then replace the old ones together."""
+    inside ``directory``; they then replace the old ones together. Ctrl-C before the
+    moves leaves the old set (KeyboardInterrupt); during them, the new one
+    (:class:`MovedThenInterrupted`)."""
     directory.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory, prefix=".xsafety-tmp-"))
     try:
         names = write(tmp)
-        with interrupts_held():
-            for name in names:
-                os.replace(tmp / name, directory / name)
+        try:
+            with interrupts_held():
+                for name in names:
+                    os.replace(tmp / name, directory / name)
+        except KeyboardInterrupt:
+            raise MovedThenInterrupted from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return [directory / name for name in names]

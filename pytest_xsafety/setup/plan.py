@@ -24,7 +24,12 @@ from pytest_xsafety.setup.project import model_registry, read_pyproject_tool, st
 from pytest_xsafety.setup.reviews import load_reviews
 from pytest_xsafety.setup.strategies import Strategy, resolve_strategies
 from pytest_xsafety.setup.suites import Suite, load_suite, types_of
-from pytest_xsafety.setup.thresholds import Thresholds, load_thresholds, validate_names
+from pytest_xsafety.setup.thresholds import (
+    Thresholds,
+    load_thresholds,
+    validate_names,
+    validate_sides,
+)
 
 
 @dataclass(frozen=True)
@@ -59,10 +64,11 @@ class RunPlan:
         full_suite = load_suite(config.suite, config.cache_dir)
         suite = full_suite.sample(config.sample)
         path = config.thresholds
-        if path is None and (config.rootpath / "thresholds.toml").is_file():
-            path = config.rootpath / "thresholds.toml"
+        if path is None and (config.rootpath / "thresholds.toml").exists():
+            path = config.rootpath / "thresholds.toml"  # a folder there is an error too
         thresholds = load_thresholds(path) if path else Thresholds()
         validate_names(thresholds, registry, strategy_names, types_of(full_suite.prompts))
+        validate_sides(thresholds, full_suite.prompts)
         judge = None
         if config.classifier == "judge" and config.judge_model is not None:
             judge = resolve_judge(config.judge_model, registry)

@@ -21,19 +21,20 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pytest_xsafety.core.records import Label, Review
-from pytest_xsafety.core.text import UsageError
+from pytest_xsafety.core.text import UsageError, is_sha256
 
 SCHEMA = 1
 DEFAULT_FILE = "xsafety-reviews.toml"
+LOCK_WAIT = 60  # seconds an `xsafety review` waits for another to finish writing
 # Labels a person may give: unscored is the classifier's "could not decide".
 REVIEW_LABELS = (Label.FULL_COMPLIANCE, Label.FULL_REFUSAL, Label.PARTIAL_REFUSAL)
-KEYS = {"label", "response_sha256", "note", "classifier_label", "reviewed"}
 KEYS = {"label", "response_sha256", "note", "classifier_label", "reviewed"}
 HEADER = """\
 # Human labels for pytest-xsafety cases, written by `xsafety review` (README:
@@ -47,9 +48,24 @@ class ReviewsError(UsageError):
     """A reviews file that cannot be used; the message names file, key and fix."""
 
 
+def check_path(path: Path) -> None:
+    """A reviews path that can be a file: not a folder, in a folder that exists."""
+    if path.is_dir():
+        raise ReviewsError(
+            f"reviews file {path}: is a folder; pass a file path (--xsafety-reviews PATH, "
+            "or xsafety review --reviews PATH)"
+        )
+    if not path.parent.is_dir():
+        what = "is not a folder" if path.parent.exists() else "does not exist"
+        raise ReviewsError(
+            f"reviews file {path}: its folder {path.parent} {what}; create it or pass another path"
+        )
+
+
 def load_reviews(path: Path) -> dict[str, Review]:
     """The reviews in ``path`` by case id; none when the file does not exist."""
-    if not path.is_file():
+    check_path(path)
+    if not path.exists():
         return {}
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -86,7 +102,7 @@ def _review(case: str, entry: Any, where: str) -> Review:
         return value
 
     sha = text("response_sha256", required=True)
-    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+    if not is_sha256(sha):
         raise ReviewsError(f"{where}: response_sha256 must be 64 lower-case hex digits")
     classifier_label = text("classifier_label")
     return Review(
@@ -94,9 +110,18 @@ def _review(case: str, entry: Any, where: str) -> Review:
         label=review_label(text("label", required=True), where),
         response_sha256=sha,
         note=text("note"),
-        classifier_label=Label.parse(classifier_label) if classifier_label else None,
+        classifier_label=any_label(classifier_label, where) if classifier_label else None,
         reviewed=text("reviewed"),
     )
+
+
+def any_label(value: str, where: str) -> Label:
+    """What a classifier may say (``unscored`` too); anything else names the choices."""
+    try:
+        return Label.parse(value)
+    except ValueError:
+        choices = ", ".join(label.value for label in Label)
+        raise ReviewsError(f"{where}: classifier_label {value!r}: use one of {choices}") from None
 
 
 def review_label(value: str, where: str) -> Label:
@@ -133,7 +158,51 @@ def render_reviews(reviews: Mapping[str, Review]) -> str:
 
 
 def write_reviews(path: Path, reviews: Mapping[str, Review]) -> None:
-    """Replace the file whole, so an interrupted write never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(render_reviews(reviews), encoding="utf-8")
-    os.replace(tmp, path)
+    """Replace the file whole, through a temporary file beside it (removed if the write
+    fails), so an interrupted write never leaves half a file."""
+    check_path(path)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ReviewsError(f"reviews file {path}: is read-only; make it writable")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(render_reviews(reviews))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise ReviewsError(f"reviews file {path}: {_not_written(exc)}") from None
+
+
+def add_review(path: Path, review: Review) -> None:
+    """Pin ``review`` in the file at ``path``: read, merge and write under a lock held
+    by every ``xsafety review`` (the lock file ``.NAME.lock`` beside it), so reviews
+    given at the same time all stay."""
+    from filelock import FileLock, Timeout
+
+    check_path(path)
+    lock = FileLock(path.with_name(f".{path.name}.lock"), timeout=LOCK_WAIT)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise ReviewsError(
+            f"reviews file {path}: another xsafety review held {lock.lock_file} for "
+            f"{LOCK_WAIT} s; try again"
+        ) from None
+    except OSError as exc:
+        raise ReviewsError(f"reviews file {path}: {_not_written(exc)}") from None
+    try:
+        reviews = load_reviews(path)
+        reviews[review.case_id] = review
+        write_reviews(path, reviews)
+    finally:
+        lock.release()
+
+
+def _not_written(exc: OSError) -> str:
+    return (
+        f"cannot be written ({exc.strerror or exc}); make the file and its folder "
+        "writable, or pass another path"
+    )

@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pytest_xsafety.core.names import name_problem
 from pytest_xsafety.core.records import ChatMessage, Conversation
@@ -208,6 +208,7 @@ BUILTIN_STRATEGIES: dict[str, Strategy] = {
 }
 
 _USER_KEYS = ("description", "system", "exemplars", "template", "followup", "extends")
+MAX_EXTENDS = 32  # strategies an extends chain may go through (it is resolved recursively)
 
 # What a strategy sets, for composing parents: each field with its "not set" value.
 # ``system`` covers both fixed text and the model's default system prompt.
@@ -248,11 +249,14 @@ def user_strategies(
             raise StrategyError(f"{where}: {problem}")
         _check_entry(entry, where)
     out: dict[str, Strategy] = {}
+    longest: dict[str, tuple[str, ...]] = {}  # the longest extends chain from each entry
 
     def resolve(name: str, chain: tuple[str, ...]) -> Strategy:
         if name in out:
             return out[name]
         where = f"{source}: [tool.xsafety.strategies.{name}]"
+        if len(chain) >= MAX_EXTENDS:  # before Python's recursion limit
+            _too_deep(source, (*chain, name))
         entry = table[name]
         raw = entry.get("extends", "baseline")
         parents = []
@@ -264,6 +268,7 @@ def user_strategies(
                 raise StrategyError(f"{where}: extends {parent!r} makes a cycle: {cycle}")
             elif parent in table:
                 parents.append(resolve(parent, (*chain, name)))
+                longest[name] = max(longest.get(name, ()), (name, *longest[parent]), key=len)
             elif parent in base:
                 parents.append(base[parent])
             else:
@@ -272,12 +277,23 @@ def user_strategies(
                     f"{where}: extends unknown strategy {parent!r}"
                     f"{did_you_mean(parent, known)}; known: {', '.join(known)}"
                 )
+        longest.setdefault(name, (name,))
+        if len(longest[name]) > MAX_EXTENDS:  # resolved from its far end, without recursion
+            _too_deep(source, longest[name])
         out[name] = _compose(name, entry, parents, where, source)
         return out[name]
 
     for name in table:
         resolve(name, ())
     return out
+
+
+def _too_deep(source: str, chain: tuple[str, ...]) -> NoReturn:
+    shown = " -> ".join([*chain[:3], f"... ({len(chain) - 5} more)", *chain[-2:]])
+    raise StrategyError(
+        f"{source}: [tool.xsafety.strategies.{chain[0]}]: extends a chain of more than "
+        f"{MAX_EXTENDS} strategies ({shown}); extend fewer, or list several under one extends"
+    )
 
 
 def _check_entry(entry: Any, where: str) -> None:

@@ -28,6 +28,10 @@ from pytest_xsafety.setup.pairs import (
 )
 
 REQUIRED_COLUMNS = ("id", "prompt", "type", "label", "focus", "note")
+PAIR = "pair"  # the optional column of contrast twins
+# csv refuses a field over 128 KiB by default; a prompt may be longer (a long document
+# to summarise), so suites are read with this bound instead.
+FIELD_LIMIT = 64 * 2**20
 LABELS = ("safe", "unsafe")
 
 # XSTest v2 (Röttger et al., NAACL 2024). The same file is on GitHub
@@ -108,14 +112,23 @@ def parse_suite(path: Path, name: str | None = None) -> Suite:
     # newline="": a line break inside a quoted prompt (U+2028, a form feed, \n) is
     # part of the prompt; str.splitlines() would cut the row there.
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = list(reader.fieldnames or [])
-    twice = sorted({c for c in header if header.count(c) > 1 and c in REQUIRED_COLUMNS})
+    limit = csv.field_size_limit(FIELD_LIMIT)  # the module's limit is global: restored below
+    try:
+        header = list(reader.fieldnames or [])
+        rows = [(reader.line_num, row) for row in reader]
+    except csv.Error as exc:
+        big = "larger than field limit" in str(exc)
+        why = f"a field is larger than {FIELD_LIMIT // 2**20} MiB" if big else str(exc)
+        line = reader.line_num + 1  # the line it was reading
+        raise SuiteError(f"{path}:{line}: not a CSV this reads ({why})") from None
+    finally:
+        csv.field_size_limit(limit)
+    twice = sorted({c for c in header if header.count(c) > 1 and c in (*REQUIRED_COLUMNS, PAIR)})
     if twice:
         raise SuiteError(
             f"{path}: column(s) {', '.join(twice)} appear more than once in the header; "
             "keep one of each"
         )
-    rows = [(reader.line_num, row) for row in reader]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise SuiteError(
@@ -130,7 +143,7 @@ def parse_suite(path: Path, name: str | None = None) -> Suite:
         prompts.append(_prompt(row, f"{path}:{line}", seen, line))
     sha256 = sha256_file(path)
     name = name or path.stem
-    if "pair" not in header and (name == "xstest" or sha256 == XSTEST_SHA256):
+    if PAIR not in header and (name == "xstest" or sha256 == XSTEST_SHA256):
         prompts = list(with_xstest_pairs(prompts))
     problem = pair_problem(prompts)
     if problem is not None:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_xsafety.core.choices import BUDGET_KEYS, Metric
+from pytest_xsafety.core.records import Prompt
 from pytest_xsafety.core.text import UsageError, did_you_mean
 
 
@@ -106,6 +107,13 @@ class Thresholds:
 
     def type_limit(self, model: str, strategy: str, ptype: str, metric: Metric) -> float | None:
         return self.type_budget(model, strategy, ptype, metric)[0]
+
+    def tables(self) -> Iterable[tuple[str, Level]]:
+        """Every level that may hold per-type budgets, with its table's name."""
+        for model, mb in self.models.items():
+            yield f"models.{model}", mb.level
+            for strategy, level in mb.strategies.items():
+                yield f"models.{model}.strategies.{strategy}", level
 
     def names(self) -> tuple[set[str], set[str], set[str]]:
         """Models, strategies and prompt types the file mentions (for validation)."""
@@ -183,6 +191,11 @@ def parse_thresholds(text: str, source: str) -> Thresholds:
 
 
 def load_thresholds(path: Path) -> Thresholds:
+    if path.is_dir():
+        raise ThresholdsError(
+            f"thresholds file {path} is a folder; remove it, or point --xsafety-thresholds "
+            "at a file"
+        )
     if not path.is_file():
         raise ThresholdsError(
             f"thresholds file {path} does not exist; create it or point --xsafety-thresholds at one"
@@ -214,3 +227,38 @@ def validate_names(
                 f"{thresholds.source}: budget for unknown {kind} {name!r}"
                 f"{did_you_mean(name, known[kind])}; known: {', '.join(sorted(known[kind]))}"
             )
+
+
+# Which prompts each budget counts: a pair is counted under its safe prompt's type.
+SIDES = {"safe_refusal_max": "safe", "overcautious_pairs_max": "safe",
+         "unsafe_compliance_max": "unsafe"}  # fmt: skip
+
+
+def validate_sides(thresholds: Thresholds, prompts: Sequence[Prompt]) -> None:
+    """Reject a per-type budget that can count nothing: a safe-side budget under a
+    type with no safe prompts of the suite, or ``unsafe_compliance_max`` under one
+    with no unsafe prompts."""
+    labels: dict[str, set[str]] = {}
+    for p in prompts:
+        labels.setdefault(p.type, set()).add(p.label)
+    for table, level in thresholds.tables():
+        for ptype, budget in level.types.items():
+            for key, side in SIDES.items():
+                if getattr(budget, key) is None or side in labels.get(ptype, {side}):
+                    continue
+                where = f"{thresholds.source} [{table}.types.{ptype}]"
+                raise ThresholdsError(
+                    f"{where}: {key} counts {side} prompts{_pair_note(key)}, and type "
+                    f"{ptype!r} has none; set it under a type with {side} prompts"
+                    f"{_twin(ptype, side, labels)} or under [{table}] for the whole group"
+                )
+
+
+def _pair_note(key: str) -> str:
+    return " (a pair is counted under its safe prompt's type)" if "pairs" in key else ""
+
+
+def _twin(ptype: str, side: str, labels: Mapping[str, set[str]]) -> str:
+    """XSTest's naming: ``contrast_X`` holds the unsafe twins of type ``X``."""
+    twin = ptype.removeprefix("contrast_") if side == "safe" else f"contrast_{ptype}"
+    return f" (such as {twin!r})" if twin != ptype and side in labels.get(twin, set()) else ""

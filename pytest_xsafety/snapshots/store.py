@@ -7,6 +7,7 @@ cannot be read is moved aside and rebuilt, never used as if valid.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -49,6 +50,38 @@ def case_relpath(case: Case) -> Path:
         Path(safe_name(case.model))
         / safe_name(case.strategy)
         / f"{safe_name(p.type)}-{safe_name(p.id)}{SUFFIX}"
+    )
+
+
+class SnapshotFileError(Exception):
+    """A case's snapshot file that cannot be read or written: the case errors with
+    this message (it names the file and the fix), and the run goes on."""
+
+
+def file_problem(shown: str, exc: OSError | UnicodeDecodeError) -> SnapshotFileError:
+    """What is wrong with the snapshot file ``shown``, and what to do about it."""
+    if isinstance(exc, UnicodeDecodeError):
+        why = f"not UTF-8 text ({exc.reason} at byte {exc.start}); delete it, then "
+        why += "--snapshot-update records it again"
+    elif exc.errno == errno.ENAMETOOLONG:
+        size = len(Path(shown).name.encode())
+        why = f"file name too long ({size} bytes; most file systems allow 255): shorten "
+        why += "the prompt id"
+    elif isinstance(exc, IsADirectoryError):
+        why = "is a folder; remove it, then --snapshot-update records the case"
+    else:
+        why = f"cannot be read or written ({exc.strerror or exc}); fix its permissions or "
+        why += "delete it, then --snapshot-update records it again"
+    return SnapshotFileError(f"snapshot {shown}: {why}")
+
+
+def unwritable(shown: str, exc: OSError) -> str:
+    """Why the snapshot file ``shown`` could not be moved aside or written, and the fix."""
+    where = exc.filename2 or exc.filename
+    what = f"{exc.strerror or exc}: {Path(where).name}" if where else f"{exc.strerror or exc}"
+    return (
+        f"snapshot {shown}: cannot be moved aside or written ({what}); remove what is in "
+        "the way or make the folder writable, then rerun"
     )
 
 
@@ -134,7 +167,10 @@ class Snapshots:
         path = self.path(case)
         text = render(snapshot_of(result, self.unsafe))
         checked = self.checked(case.model, case.strategy)
-        stored = read_text(path) if checked else None
+        try:
+            stored = read_text(path) if checked else None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise file_problem(self.shown(path), exc) from None
         return SnapshotCheck(
             case.case_id,
             path,

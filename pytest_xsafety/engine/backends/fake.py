@@ -7,6 +7,10 @@ Its registry entry's ``options`` decide what it says:
 - ``relent`` (regex): prompts it refuses at first but answers once a later user
   turn clarifies;
 - ``fail`` (regex): a batch holding such a prompt raises, like a crashing backend;
+- ``down`` (text): every ``generate`` raises :class:`BackendUnavailable` with this
+  cause, like an endpoint nobody listens at;
+- ``load_error`` (text): loading raises :class:`BackendError` with this cause, like
+  a missing API-key variable;
 - ``max_batch`` (int): a larger batch raises MemoryError, like a GPU out of memory;
 - ``delay`` (seconds): a pause per batch, so tests can interrupt a run mid-way (spread
   over ten reported decoding steps, so tests can watch progress inside a batch);
@@ -30,7 +34,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from pytest_xsafety.core.records import Conversation, Generation
-from pytest_xsafety.engine.backends.base import StepFn
+from pytest_xsafety.engine.backends.base import BackendError, BackendUnavailable, StepFn
 from pytest_xsafety.setup.models import ModelSpec
 
 REFUSAL = "I'm sorry, but I can't help with that request."
@@ -42,7 +46,10 @@ class FakeBackend:
     on_step: StepFn | None = None
 
     def __init__(self, spec: ModelSpec) -> None:
+        if "load_error" in spec.options:
+            raise BackendError(str(spec.options["load_error"]))
         self.spec = spec
+        self.down = spec.options.get("down")
         self.refuse = re.compile(spec.options["refuse"]) if "refuse" in spec.options else None
         self.partial = re.compile(spec.options["partial"]) if "partial" in spec.options else None
         self.relent = re.compile(spec.options["relent"]) if "relent" in spec.options else None
@@ -76,6 +83,8 @@ class FakeBackend:
     def generate(
         self, conversations: Sequence[Conversation], max_new_tokens: int
     ) -> list[Generation]:
+        if self.down is not None:
+            raise BackendUnavailable(str(self.down))
         if self.max_batch and len(conversations) > self.max_batch:
             raise MemoryError(f"out of memory (fake: batch {len(conversations)} > max_batch)")
         if self.fail and any(self.fail.search(c[-1].content) for c in conversations):
