@@ -18,6 +18,12 @@ so the table is what a team sizing its review budget would see. Printed:
    K-review sample is expected to find, stratified as the plugin draws it against a
    simple random sample of the same size.
 4. With ``--rates``: the error rates on all four sets, as ``ERROR_RATES`` ships them.
+5. With ``--alternatives``: the designs measured and not adopted (docs/classifiers.md),
+   on the same sets and K: a simple random sample with Wilson intervals on the human
+   labels alone; PPI (the classifier's rate plus the sample's mean correction) with a
+   normal interval; the adopted strata with a fixed allocation and a normal interval
+   on a smoothed variance; the adopted design with a symmetric Jeffreys prior; and a
+   third stratum level for "default and strmatch disagree".
 
     PYTHONPATH=. python benchmarks/estimation.py [--k 40] [--repeat 1000] [--data DIR]
 """
@@ -139,9 +145,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scan", default="40,60,80,120,160,200,240", help="K values")
     parser.add_argument("--rates", action="store_true", help="print ERROR_RATES as measured")
+    parser.add_argument("--alternatives", action="store_true", help="the designs not adopted")
     args = parser.parse_args()
 
     sets = [(ds, decisions(ds)) for ds in load_all(args.data)]
+    if args.alternatives:
+        from alternatives import compare
+
+        compare(sets, args.k, args.repeat, args.seed)
+        return
     if args.rates:
         for s, (n, e) in error_counts(sets).items():
             shipped = ERROR_RATES[s]
