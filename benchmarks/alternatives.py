@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from devsets import DevSet
 from statsmodels.stats.proportion import proportion_confint
 
+from benchmarks.devsets import DevSet
 from pytest_xsafety.core.records import Decision, Expectation
 from pytest_xsafety.engine.classify.registry import strmatch_label
 from pytest_xsafety.engine.estimate import PRIOR_WEIGHT, StratumTally, counted, interval

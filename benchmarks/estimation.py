@@ -39,8 +39,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
-from devsets import SHARED_DATA, DevSet, load_all
 
+from benchmarks.devsets import SHARED_DATA, DevSet, load_all
 from pytest_xsafety.core.records import Decision, Expectation
 from pytest_xsafety.engine.classify.rules import explain
 from pytest_xsafety.engine.estimate import (
@@ -150,7 +150,7 @@ def main() -> None:
 
     sets = [(ds, decisions(ds)) for ds in load_all(args.data)]
     if args.alternatives:
-        from alternatives import compare
+        from benchmarks.alternatives import compare
 
         compare(sets, args.k, args.repeat, args.seed)
         return
