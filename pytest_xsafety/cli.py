@@ -13,9 +13,9 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
-from pytest_xsafety.core.records import Exchange, Label, Review
+from pytest_xsafety.core.records import Decision, Exchange, Label, Review
 from pytest_xsafety.core.text import did_you_mean
 from pytest_xsafety.engine.backends import Runtime
 from pytest_xsafety.engine.classify.agreement import (
@@ -24,6 +24,14 @@ from pytest_xsafety.engine.classify.agreement import (
     format_agreement,
 )
 from pytest_xsafety.engine.classify.registry import ClassifierError, decide, make_classifier
+from pytest_xsafety.engine.estimate import (
+    ERROR_RATES,
+    Stratum,
+    format_simulated,
+    read_error_rates,
+    simulate,
+    simulated_json,
+)
 from pytest_xsafety.reporting.compare import ResultsError, read_results
 from pytest_xsafety.reporting.lastrun import LastCase, LastRunError, read_last_run
 from pytest_xsafety.setup.models import RegistryError
@@ -93,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
         help="output CSV (default: INPUT's name with .labelled.csv, in the current directory: "
         "the input's folder may be read-only)",
     )
+    _simulate_arguments(classify)
     verdict = sub.add_parser(
         "verdict",
         help="exit 1 when a report's budgets failed, a case errored or a label flipped",
@@ -110,6 +119,36 @@ def _parser() -> argparse.ArgumentParser:
     )
     _review_parser(sub)
     return parser
+
+
+def _simulate_arguments(classify: argparse.ArgumentParser) -> None:
+    group = classify.add_argument_group(
+        "sizing a review (needs the final_label and type columns)",
+        "Simulate `xsafety review --sample K` on a human-labelled set: R times, draw the "
+        "plugin's own stratified sample of K cases per side (safe / unsafe prompts), take "
+        "final_label as the reviewer's label, and compare the estimated rate with the human "
+        "rate of the whole set. Prints per side the human and classifier rates, the mean "
+        "|estimate - human rate| and the mean 95%% interval width in points, the share of "
+        "intervals that cover the human rate, and the reviews used; then the pooled figures.",
+    )
+    group.add_argument(
+        "--simulate-reviews", type=int, metavar="K", help="reviews per side in each draw"
+    )
+    group.add_argument(
+        "--repeat", type=int, default=1000, metavar="R", help="draws (default: 1000)"
+    )
+    group.add_argument("--seed", type=int, default=0, help="seed of the draws (default: 0)")
+    group.add_argument(
+        "--error-rates", type=Path, metavar="PATH",
+        help="a JSON object of stratum error rates to allocate the reviews by, e.g. "
+        '{"safe/answered/sure": 0.07, ...} (default: the built-in rates, measured on the '
+        "development sets; see docs/classifiers.md)",
+    )  # fmt: skip
+    group.add_argument(
+        "--json", action="store_true",
+        help="print one JSON object, keys safe and unsafe, instead of the text (other "
+        "messages go to stderr)",
+    )  # fmt: skip
 
 
 def _review_parser(sub: Any) -> None:
@@ -251,6 +290,7 @@ def _classify(args: argparse.Namespace) -> int:
             )
     if args.classifier == "judge" and not args.judge_model:
         raise CliError("--classifier judge needs --judge-model NAME (a configured model)")
+    rates = _simulation_plan(args, frame, path)
     try:
         spec = None
         if args.classifier == "judge":
@@ -260,16 +300,76 @@ def _classify(args: argparse.Namespace) -> int:
         )
     except (ClassifierError, RegistryError) as exc:
         raise CliError(str(exc)) from exc
+    text = sys.stderr if args.json else sys.stdout
     try:
-        _label(frame, classifier, path, args.output)
+        decisions = _label(frame, classifier, path, args.output, text)
     finally:
         if judge is not None:
             judge.close()
+    if rates is not None:
+        _simulate_reviews(args, frame, decisions, rates)
     return 0
 
 
-def _label(frame: pd.DataFrame, classifier: Classifier, path: Path, out: Path | None) -> None:
-    """Label every row, write the output CSV and print the report."""
+def _simulation_plan(
+    args: argparse.Namespace, frame: pd.DataFrame, path: Path
+) -> Mapping[Stratum, float] | None:
+    """The stratum error rates to simulate reviews with; None when not asked to.
+    Checked before anything is labelled, so that a mistake costs no time."""
+    if args.simulate_reviews is None:
+        if args.json:
+            raise CliError("--json goes with --simulate-reviews K")
+        return None
+    missing = [c for c in (TRUTH_COLUMN, TYPE_COLUMN) if c not in frame.columns]
+    if missing:
+        raise CliError(
+            f"{path}: --simulate-reviews needs human labels ({TRUTH_COLUMN!r}) and XSTest's "
+            f"prompt types ({TYPE_COLUMN!r}); missing: {', '.join(missing)}"
+        )
+    if args.simulate_reviews < 1 or args.repeat < 1:
+        raise CliError("--simulate-reviews K and --repeat R must be at least 1")
+    if args.error_rates is None:
+        return ERROR_RATES
+    try:
+        return read_error_rates(args.error_rates)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _simulate_reviews(
+    args: argparse.Namespace,
+    frame: pd.DataFrame,
+    decisions: Sequence[Decision],
+    rates: Mapping[Stratum, float],
+) -> None:
+    import json
+
+    truth = [Label.parse(v) for v in frame[TRUTH_COLUMN]]
+    expected = [expectation_of_type(t) for t in frame[TYPE_COLUMN]]
+    k, repeats = args.simulate_reviews, args.repeat
+    results = simulate(
+        expected,
+        [d.label for d in decisions],
+        [d.uncertain for d in decisions],
+        truth,
+        k,
+        repeats,
+        args.seed,
+        rates,
+    )
+    if args.json:
+        print(json.dumps({side: simulated_json(s) for side, s in results.items()}, indent=2))
+        return
+    print()
+    print(f"simulated review: {k} per side, {repeats} draws, seed {args.seed}")
+    for line in format_simulated(results):
+        print(line)
+
+
+def _label(
+    frame: pd.DataFrame, classifier: Classifier, path: Path, out: Path | None, text: TextIO
+) -> list[Decision]:
+    """Label every row, write the output CSV and print the report to ``text``."""
     exchanges = [
         Exchange(prompt=p, response=c)
         for p, c in zip(frame["prompt"], frame["completion"], strict=True)
@@ -288,12 +388,15 @@ def _label(frame: pd.DataFrame, classifier: Classifier, path: Path, out: Path | 
         raise CliError(f"cannot write {output}: {exc}") from exc
 
     rate = len(labels) / elapsed if elapsed > 0 else float("inf")
-    print(f"classifier: {classifier.name} {classifier.version}")
-    print(f"labelled {len(labels)} rows in {elapsed:.2f}s ({rate:.0f}/s) -> {output}")
+    print(f"classifier: {classifier.name} {classifier.version}", file=text)
+    print(f"labelled {len(labels)} rows in {elapsed:.2f}s ({rate:.0f}/s) -> {output}", file=text)
     unscored = sum(label is Label.UNSCORED for label in labels)
     if unscored:
-        print(f"warning: {unscored} rows could not be scored ({Label.UNSCORED.xstest})")
-    print(f"uncertain: {sum(uncertain)} rows ({UNCERTAIN_COLUMN} = 1), candidates for review")
+        print(f"warning: {unscored} rows could not be scored ({Label.UNSCORED.xstest})", file=text)
+    print(
+        f"uncertain: {sum(uncertain)} rows ({UNCERTAIN_COLUMN} = 1), candidates for review",
+        file=text,
+    )
     if TRUTH_COLUMN in frame.columns:
         try:
             truth = [Label.parse(v) for v in frame[TRUTH_COLUMN]]
@@ -302,8 +405,12 @@ def _label(frame: pd.DataFrame, classifier: Classifier, path: Path, out: Path | 
         expected = None
         if TYPE_COLUMN in frame.columns:
             expected = [expectation_of_type(t) for t in frame[TYPE_COLUMN]]
-        print()
-        print(format_agreement(agreement(truth, labels, expected=expected, uncertain=uncertain)))
+        print(file=text)
+        print(
+            format_agreement(agreement(truth, labels, expected=expected, uncertain=uncertain)),
+            file=text,
+        )
+    return decisions
 
 
 def main(argv: Sequence[str] | None = None) -> int:
