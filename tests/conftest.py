@@ -4,10 +4,12 @@ subprocess are marked ``slow``: ``pytest tests -m "not slow"`` is the fast tier.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.fault_server import FaultServer, serve
 from tests.helpers import SHARED, write_suite
 
 
@@ -34,3 +36,10 @@ def tiny_suite(tmp_path: Path) -> Path:
 @pytest.fixture(params=[[], ["-n", "2"]], ids=["serial", "xdist"])
 def mode(request: pytest.FixtureRequest) -> list[str]:
     return list(request.param)
+
+
+@pytest.fixture
+def fault_server() -> Iterator[FaultServer]:
+    """An OpenAI-compatible server on 127.0.0.1 that misbehaves as the test scripts it."""
+    with serve(FaultServer()) as server:
+        yield server
