@@ -86,7 +86,9 @@ class FaultServer:
             if self.plan:
                 return self.plan.pop(0)
         prompt = str(body["messages"][-1]["content"])
-        return next((mode for pattern, mode in self.rules if re.search(pattern, prompt)), self.always)
+        return next(
+            (mode for pattern, mode in self.rules if re.search(pattern, prompt)), self.always
+        )
 
     def finished(self, answered: bool) -> None:
         with self.lock:
