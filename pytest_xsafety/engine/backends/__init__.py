@@ -18,6 +18,8 @@ from pytest_xsafety.engine.backends.base import (
     Runtime,
     StepFn,
     StepReporting,
+    Streaming,
+    Warns,
 )
 from pytest_xsafety.engine.backends.weights import (
     conversion_target,
@@ -29,8 +31,8 @@ from pytest_xsafety.setup.models import ModelSpec
 
 __all__ = [
     "Backend", "BackendError", "BackendUnavailable", "Generation", "LazyChat", "Runtime",
-    "StepFn", "StepReporting", "load_backend", "load_notice", "pins", "resolve_device",
-    "weights_fingerprint",
+    "StepFn", "StepReporting", "Streaming", "Warns", "load_backend", "load_notice", "pins",
+    "resolve_device", "weights_fingerprint",
 ]  # fmt: skip
 
 
