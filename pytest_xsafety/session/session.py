@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
+from collections.abc import Generator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from pytest_xsafety.core.records import Case, CaseRecord, CaseResult
+from pytest_xsafety.core.secrets import scrub
 from pytest_xsafety.engine.cache import cache_files
 from pytest_xsafety.engine.pipeline import Runner
 from pytest_xsafety.reporting.compare import Baseline
@@ -36,6 +38,7 @@ from pytest_xsafety.setup.outputs import check_folder
 from pytest_xsafety.snapshots.store import SnapshotCheck, Snapshots
 
 FIXTURE = "xsafety_case"
+WORKER_OUTPUT = "xsafety"  # what a worker hands the controller at its end (xdist's workeroutput)
 
 
 class XSafetySession:
@@ -77,8 +80,33 @@ class XSafetySession:
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         lines = run_header(self.runner)
         if self.snapshots is None:
-            return [*lines, "xsafety: snapshots off (the syrupy plugin is disabled)"]
-        return lines + self.snapshots.header()
+            lines.append("xsafety: snapshots off (the syrupy plugin is disabled)")
+        else:
+            lines += self.snapshots.header()
+        return [scrub(line) for line in lines]
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        """No secret in what pytest prints or writes of a test: its traceback (an
+        exception's text, an object's repr) and its captured output."""
+        report = yield
+        if report.longrepr is not None:
+            text = str(report.longrepr)
+            clean = scrub(text)
+            if clean != text:  # rendered as text only when a secret was in it
+                report.longrepr = clean
+        report.sections = [(title, scrub(content)) for title, content in report.sections]
+        return report
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """xdist controller: what the worker's backends reported (pins of what a server
+        served, warnings), for the report."""
+        said = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT)
+        if said:
+            self.runner.merge_said(said["manifests"], said["warnings"])
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
@@ -111,7 +139,12 @@ class XSafetySession:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         # Runs before the terminal summary (the terminal reporter wraps this hook).
-        if self.is_worker or not self.records:
+        if self.is_worker:
+            output: dict[str, Any] = getattr(self.config, "workeroutput", {})
+            runner = self.runner
+            output[WORKER_OUTPUT] = {"manifests": runner.manifests, "warnings": runner.warnings}
+            return
+        if not self.records:
             return  # nothing ran (--collect-only, all deselected)
         snaps = self.snapshots
         opt = self.config.option
@@ -183,9 +216,9 @@ class XSafetySession:
         for line in summary_lines(self.report, snapshot_lines, self.report_files):
             style = {k: True for k in ("red", "yellow", "bold") if getattr(line, k)}
             if line.sep is not None:
-                terminalreporter.write_sep(line.sep, line.text, **style)
+                terminalreporter.write_sep(line.sep, scrub(line.text), **style)
             else:
-                terminalreporter.write_line(line.text, **style)
+                terminalreporter.write_line(scrub(line.text), **style)
 
     def snapshot(
         self, request: pytest.FixtureRequest, result: CaseResult
@@ -239,8 +272,10 @@ def run_header(runner: Runner) -> list[str]:
     if suite.hash_warning:
         lines.append(f"xsafety: WARNING: {suite.hash_warning}")
     for m in plan.models.values():
+        # A server's dtype is its own: the entry's says nothing there.
+        dtype = "" if m.backend == "openai" else f", dtype {runner.runtime.dtype or m.dtype}"
         lines.append(
-            f"xsafety: model {m.name}: {m.pin}, dtype {runner.runtime.dtype or m.dtype}, "
+            f"xsafety: model {m.name}: {m.pin}{dtype}, "
             f"backend {m.backend}, greedy, max_new_tokens {plan.max_new_tokens(m.name)}"
         )
     lines.append(
