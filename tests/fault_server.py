@@ -7,14 +7,16 @@ prompt's words, cut at ``max_tokens``, refusing prompts that match ``refuse``;
 ``served_as`` (default: the one asked for). A test scripts the faults:
 
 - ``plan``: what the next requests get, in order; ``rules``: (regex on the last
-  message, mode) pairs; ``always``: what every other request gets;
+  message, mode) pairs; ``by_model``: the mode for a requested model name;
+  ``always``: what every other request gets;
 - a mode is ``ok``, ``hang`` (no answer for ``hang`` seconds), ``drop`` (the
   connection closed without an answer), ``nonjson`` (a 200 HTML page),
   ``badjson`` (a 200 ``application/json`` body that is not JSON), ``huge`` (an
   answer of ``huge_chars`` characters, whatever ``max_tokens`` says),
   ``context`` (the 400 a server sends for a prompt beyond its context window),
   ``echo401`` (a 401 whose body echoes the request's URL and ``Authorization``
-  header), or an HTTP status (``429``, ``500``...);
+  header), or an HTTP status (``429``, ``500``...) with ``error_message`` (default
+  ``fake failure <status>``);
 - ``delay``: seconds every answer takes (a slow server);
 - ``die_after``: answer that many requests, then stop listening and drop every
   other request (a server killed mid-batch).
@@ -38,6 +40,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from pytest_xsafety.engine.backends import Backend, load_backend
+from pytest_xsafety.setup.models import user_models
+
 REFUSAL = "I'm sorry, but I can't help with that."
 # What llama.cpp's and OpenAI's servers say for a prompt beyond the context window.
 CONTEXT_MESSAGE = (
@@ -52,12 +57,14 @@ class FaultServer:
     port: int = 0
     plan: list[str] = field(default_factory=list)
     rules: list[tuple[str, str]] = field(default_factory=list)
+    by_model: dict[str, str] = field(default_factory=dict)
     always: str = "ok"
     refuse: str | None = None
     delay: float = 0.0
     hang: float = 1.5
     die_after: int | None = None
     huge_chars: int = 4_000_000
+    error_message: str | None = None
     models: list[str] | None = field(default_factory=lambda: ["served-model"])
     served_as: str | None = None  # the ``model`` an answer names (default: the one asked for)
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -86,9 +93,8 @@ class FaultServer:
             if self.plan:
                 return self.plan.pop(0)
         prompt = str(body["messages"][-1]["content"])
-        return next(
-            (mode for pattern, mode in self.rules if re.search(pattern, prompt)), self.always
-        )
+        rule = next((mode for pattern, mode in self.rules if re.search(pattern, prompt)), None)
+        return rule or self.by_model.get(str(body["model"]), self.always)
 
     def finished(self, answered: bool) -> None:
         with self.lock:
@@ -198,7 +204,8 @@ def _handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
                 message = f"invalid credentials for {url}: Authorization: {auth}"
                 self._json(401, {"error": {"message": message, "type": "auth"}})
             elif what.isdigit():
-                self._json(int(what), {"error": {"message": f"fake failure {what}", "type": "x"}})
+                message = server.error_message or f"fake failure {what}"
+                self._json(int(what), {"error": {"message": message, "type": "x"}})
             else:
                 time.sleep(server.delay)
                 self._json(200, server.answer(body, huge=what == "huge"))
@@ -236,3 +243,12 @@ def closed_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
     return port
+
+
+def openai_backend(base_url: str, **options: object) -> Backend:
+    """The openai backend for model ``api`` (``served-model``) at ``base_url``, its key
+    in ``XSAFETY_TEST_KEY``, retrying fast."""
+    opts = {"base_url": base_url, "api_key_env": "XSAFETY_TEST_KEY", "backoff": 0.01, **options}
+    entry = {"backend": "openai", "hub_id": "served-model", "options": opts}
+    spec = user_models({"api": entry}, "pyproject.toml")["api"]
+    return load_backend(spec, runtime=None)  # type: ignore[arg-type]

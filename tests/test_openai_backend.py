@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 
 from pytest_xsafety.core.records import ChatMessage, Conversation
-from pytest_xsafety.engine.backends import BackendError, load_backend
-from pytest_xsafety.setup.models import user_models
-from tests.fault_server import FaultServer
+from pytest_xsafety.engine.backends import BackendError
+from tests.fault_server import FaultServer, openai_backend
 from tests.helpers import write_suite
 
 pytest.importorskip("openai")
@@ -35,11 +34,7 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def backend(server: FaultServer, **options: object) -> Any:
-    opts = {"base_url": server.base_url, "api_key_env": "XSAFETY_TEST_KEY", "backoff": 0.01}
-    opts.update(options)
-    entry = {"backend": "openai", "hub_id": "served-model", "options": opts}
-    spec = user_models({"api": entry}, "pyproject.toml")["api"]
-    return load_backend(spec, runtime=None)  # type: ignore[arg-type]
+    return openai_backend(str(options.pop("base_url", server.base_url)), **options)
 
 
 def conv(text: str) -> Conversation:
