@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from pytest_xsafety.core.records import ChatMessage, Generation
-from pytest_xsafety.engine.backends import BackendError, Runtime, pins
+from pytest_xsafety.engine import pipeline
+from pytest_xsafety.engine.backends import Backend, BackendError, Runtime, load_backend, pins
 from pytest_xsafety.engine.batching import Failure, Progress, Request, run_batches
 from pytest_xsafety.engine.pipeline import Runner
-from pytest_xsafety.setup.models import BUILTIN_MODELS, user_models
+from pytest_xsafety.setup.models import BUILTIN_MODELS, ModelSpec, user_models
 from pytest_xsafety.setup.options import parse_config
 from tests.fault_server import CONTEXT_MESSAGE, FaultServer, closed_port, openai_backend
 from tests.helpers import TEST_FILE, write_suite
@@ -292,8 +293,12 @@ def test_m1_a_missing_key_errors_every_case_with_one_cause_loading_once(
     project(tmp_path, fault_server.base_url, "XSAFETY_UNSET_KEY")
     r, _ = runner(tmp_path, "baseline,helpful")
     loads: list[str] = []
-    load = r._load
-    monkeypatch.setattr(r, "_load", lambda model: loads.append(model) or load(model))
+
+    def load(spec: ModelSpec, runtime: Runtime) -> Backend:
+        loads.append(spec.name)
+        return load_backend(spec, runtime)
+
+    monkeypatch.setattr(pipeline, "load_backend", load)
     cases = r.cases()
     causes = {r.verdict(c, cases).result.error for c in cases}
     r.close()
