@@ -1,0 +1,142 @@
+"""No secret leaves the process (issue 22, H1 and H2): the one scrubbing policy
+(``core/secrets.py``) and every sink it guards. The canary test plants secrets (a
+URL's user and password, a query token, an API key in the environment), lets a
+server echo them back in a 401 and a missing key variable fail a model, then greps
+every file the run wrote and its whole terminal output for each secret in its
+plain, URL-encoded and base64 forms."""
+
+from __future__ import annotations
+
+import base64
+from urllib.parse import quote
+
+import pytest
+
+from pytest_xsafety.core.records import CaseRecord
+from pytest_xsafety.core.secrets import Secrets, remember, scrub, url_secrets
+from pytest_xsafety.reporting.wire import encode
+from pytest_xsafety.setup.models import user_models
+from tests.fault_server import FaultServer
+from tests.helpers import TEST_FILE, write_suite
+
+USER, PASSWORD, TOKEN, KEY = "us3r-canary", "pa55/canary@7", "tok-canary-9q", "sk-canary-key-5e1f"
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def leaked_forms() -> list[str]:
+    """Each secret as it may travel: plain, URL-encoded, base64; and HTTP Basic's
+    ``base64(user:password)``."""
+    out = [
+        f(s) for s in (USER, PASSWORD, TOKEN, KEY) for f in (str, lambda s: quote(s, safe=""), b64)
+    ]
+    return [*out, b64(f"{USER}:{PASSWORD}")]
+
+
+def test_every_form_of_a_url_secret_is_scrubbed() -> None:
+    url = f"https://{USER}:{quote(PASSWORD, safe='')}@llm.example.com/v1?token={TOKEN}&v=1"
+    secrets = Secrets(frozenset(url_secrets(url)))
+    text = " | ".join(
+        [url, *leaked_forms()[:9], f"Authorization: Basic {b64(USER + ':' + PASSWORD)}"]
+    )
+    assert secrets.scrub(text) == (
+        "https://***@llm.example.com/v1?token=***&v=1 | *** | *** | *** | *** | *** | *** | "
+        "*** | *** | *** | Authorization: Basic ***"
+    )
+
+
+def test_short_values_are_scrubbed_only_inside_longer_forms() -> None:
+    secrets = Secrets(frozenset(url_secrets("http://u:pw@h/v1?x=1")))
+    # 'u', 'pw' and '1' alone would take every such letter out of a report.
+    assert secrets.scrub("up to 1 pw; u:pw") == "up to 1 pw; ***"
+
+
+def test_a_model_entry_knows_its_secrets_and_its_repr_shows_none() -> None:
+    url = f"http://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1:9/v1?token={TOKEN}"
+    entry = {"backend": "openai", "hub_id": "m", "options": {"base_url": url, "api_key_env": "K"}}
+    spec = user_models({"api": entry}, "pyproject.toml")["api"]
+    assert {USER, PASSWORD, TOKEN, KEY} <= set(spec.secrets({"K": KEY}))
+    shown = repr(spec)
+    assert shown.startswith("ModelSpec(name='api', hub_id='m', ")
+    assert "'base_url': 'http://127.0.0.1:9/v1'" in shown
+    assert not any(form in shown for form in leaked_forms())
+
+
+def test_the_wire_scrubs_every_property() -> None:
+    remember([KEY])
+    record = CaseRecord("m", "baseline", "1", "homonyms", "safe", "c", "error",
+                        error=f"BackendError: HTTP 401: Authorization: Bearer {KEY}")  # fmt: skip
+    props = dict(encode(record))
+    assert props["xsafety_error"] == "BackendError: HTTP 401: Authorization: Bearer ***"
+    assert scrub(f"key={quote(KEY)}") == "key=***"
+
+
+# The canary run -----------------------------------------------------------------------
+
+PYPROJECT = """
+[tool.xsafety.models.basic]
+backend = "openai"
+hub_id = "echo-basic"
+options = {{ base_url = "{secret_url}", api_key_env = "", max_retries = 0 }}
+
+[tool.xsafety.models.bearer]
+backend = "openai"
+hub_id = "echo-bearer"
+options = {{ base_url = "{token_url}", api_key_env = "XSAFETY_CANARY_KEY", max_retries = 0 }}
+
+[tool.xsafety.models.unset]
+backend = "openai"
+hub_id = "unset-model"
+options = {{ base_url = "{secret_url}", api_key_env = "XSAFETY_CANARY_UNSET" }}
+
+[tool.xsafety.models.fine]
+backend = "openai"
+hub_id = "fine-model"
+options = {{ base_url = "{token_url}", api_key_env = "XSAFETY_CANARY_KEY" }}
+"""
+
+
+def test_canary_secrets_reach_no_file_and_no_terminal_line(
+    pytester: pytest.Pytester,
+    fault_server: FaultServer,
+    mode: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("XSAFETY_CANARY_KEY", KEY)
+    monkeypatch.delenv("XSAFETY_CANARY_UNSET", raising=False)
+    # The echoing models get a 401 whose body quotes the URL and Authorization header.
+    fault_server.by_model = {"echo-basic": "echo401", "echo-bearer": "echo401"}
+    host = f"127.0.0.1:{fault_server.port}"
+    secret_url = f"http://{USER}:{quote(PASSWORD, safe='')}@{host}/v1?token={TOKEN}"
+    token_url = f"http://{host}/v1?token={TOKEN}"
+    pytester.makefile(
+        ".toml", pyproject=PYPROJECT.format(secret_url=secret_url, token_url=token_url)
+    )
+    pytester.makepyfile(test_suite=TEST_FILE)
+    write_suite(pytester.path / "suite.csv")
+    result = pytester.runpytest_subprocess(
+        "--xsafety-model=basic,bearer,unset,fine", "--xsafety-suite=suite.csv",
+        "--xsafety-report=out", "--xsafety-cache-dir=cache", "--junitxml=junit.xml",
+        "--snapshot-update", "-rA", "--showlocals", *mode,
+    )  # fmt: skip
+    result.assert_outcomes(errors=18, passed=3, xfailed=3)
+    # The secrets were used, and echoed back...
+    assert f"Basic {b64(USER + ':' + PASSWORD)}" in fault_server.auth
+    assert f"Bearer {KEY}" in fault_server.auth
+    assert all(path.endswith(f"?token={TOKEN}") for path in fault_server.paths)
+    terminal = result.stdout.str() + result.stderr.str()
+    assert f"http://{host}/v1/chat/completions?token=***: Authorization: Basic ***" in terminal
+    assert "Authorization: Bearer ***" in terminal
+    assert "environment variable XSAFETY_CANARY_UNSET, which is not set" in terminal
+    # ...and no form of any of them is in the terminal or a file (but the config).
+    written = [p for p in pytester.path.rglob("*") if p.is_file() and p.name != "pyproject.toml"]
+    names = {p.relative_to(pytester.path).as_posix() for p in written}
+    assert {"junit.xml", "out/results.json", "out/results.csv", "out/summary.md",
+            "snapshots/fine/baseline/_manifest.json", "cache/responses.sqlite"} <= names  # fmt: skip
+    assert any(n.startswith(".pytest_cache/") for n in names)
+    for form in leaked_forms():
+        assert form not in terminal, form
+        for path in written:
+            assert form.encode() not in path.read_bytes(), (form, path)
