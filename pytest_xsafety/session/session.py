@@ -233,9 +233,15 @@ class XSafetySession:
             from pytest_xsafety.snapshots.syrupy_ext import case_extension
 
             store = self.snapshots.store
-            self._extension = case_extension(
-                lambda item: store.path(item.callspec.params[FIXTURE]), store.accepts
-            )
+
+            def locate(item: pytest.Item) -> Path:
+                # syrupy asks about every test of the session, the user's own too:
+                # those get a path that no snapshot file has.
+                callspec = getattr(item, "callspec", None)
+                case = callspec.params.get(FIXTURE) if callspec is not None else None
+                return store.path(case) if isinstance(case, Case) else store.root / "-"
+
+            self._extension = case_extension(locate, store.accepts)
         return snap, request.getfixturevalue("snapshot").use_extension(self._extension)
 
 
