@@ -8,16 +8,20 @@ plain, URL-encoded and base64 forms."""
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
 from pytest_xsafety.core.records import CaseRecord
 from pytest_xsafety.core.secrets import Secrets, remember, scrub, url_secrets
+from pytest_xsafety.reporting.files import write_report
 from pytest_xsafety.reporting.wire import encode
 from pytest_xsafety.setup.models import user_models
+from pytest_xsafety.snapshots.manifest import render_manifest
 from tests.fault_server import FaultServer
-from tests.helpers import TEST_FILE, write_suite
+from tests.helpers import TEST_FILE, make_report, result_set, write_suite
 
 USER, PASSWORD, TOKEN, KEY = "us3r-canary", "pa55/canary@7", "tok-canary-9q", "sk-canary-key-5e1f"
 
@@ -73,6 +77,18 @@ def test_the_wire_scrubs_every_property() -> None:
     assert scrub(f"key={quote(KEY)}") == "key=***"
 
 
+def test_report_files_and_manifests_scrub_what_they_are_given(tmp_path: Path) -> None:
+    remember([KEY])
+    records = [replace(r, error=f"HTTP 401: Bearer {KEY}") if r.error else r for r in result_set()]
+    report = make_report(records)
+    report = replace(report, info=replace(report.info, warnings=(f"key {KEY} rejected",)))
+    written = write_report(report, tmp_path / "out")
+    assert "HTTP 401: Bearer ***" in (tmp_path / "out" / "results.json").read_text()
+    for path in written:
+        assert KEY.encode() not in path.read_bytes(), path
+    assert render_manifest({"pins": {"note": KEY}}) == '{\n  "pins": {\n    "note": "***"\n  }\n}\n'
+
+
 # The canary run -----------------------------------------------------------------------
 
 PYPROJECT = """
@@ -98,6 +114,15 @@ options = {{ base_url = "{token_url}", api_key_env = "XSAFETY_CANARY_KEY" }}
 """
 
 
+OWN_TEST = """
+import os
+
+def test_own():
+    print("the key is", os.environ["XSAFETY_CANARY_KEY"])
+    raise RuntimeError(f"could not reach {os.environ['XSAFETY_CANARY_URL']}")
+"""
+
+
 def test_canary_secrets_reach_no_file_and_no_terminal_line(
     pytester: pytest.Pytester,
     fault_server: FaultServer,
@@ -111,17 +136,19 @@ def test_canary_secrets_reach_no_file_and_no_terminal_line(
     host = f"127.0.0.1:{fault_server.port}"
     secret_url = f"http://{USER}:{quote(PASSWORD, safe='')}@{host}/v1?token={TOKEN}"
     token_url = f"http://{host}/v1?token={TOKEN}"
+    monkeypatch.setenv("XSAFETY_CANARY_URL", secret_url)
     pytester.makefile(
         ".toml", pyproject=PYPROJECT.format(secret_url=secret_url, token_url=token_url)
     )
-    pytester.makepyfile(test_suite=TEST_FILE)
+    # A test of the user's own that prints a secret and fails with one in its message.
+    pytester.makepyfile(test_suite=TEST_FILE, test_own=OWN_TEST)
     write_suite(pytester.path / "suite.csv")
     result = pytester.runpytest_subprocess(
         "--xsafety-model=basic,bearer,unset,fine", "--xsafety-suite=suite.csv",
         "--xsafety-report=out", "--xsafety-cache-dir=cache", "--junitxml=junit.xml",
         "--snapshot-update", "-rA", "--showlocals", *mode,
     )  # fmt: skip
-    result.assert_outcomes(errors=18, passed=3, xfailed=3)
+    result.assert_outcomes(errors=18, passed=3, xfailed=3, failed=1)
     # The secrets were used, and echoed back...
     assert f"Basic {b64(USER + ':' + PASSWORD)}" in fault_server.auth
     assert f"Bearer {KEY}" in fault_server.auth
@@ -130,6 +157,8 @@ def test_canary_secrets_reach_no_file_and_no_terminal_line(
     assert f"http://{host}/v1/chat/completions?token=***: Authorization: Basic ***" in terminal
     assert "Authorization: Bearer ***" in terminal
     assert "environment variable XSAFETY_CANARY_UNSET, which is not set" in terminal
+    assert f"RuntimeError: could not reach http://***@{host}/v1?token=***" in terminal
+    assert "the key is ***" in terminal
     # ...and no form of any of them is in the terminal or a file (but the config).
     written = [p for p in pytester.path.rglob("*") if p.is_file() and p.name != "pyproject.toml"]
     names = {p.relative_to(pytester.path).as_posix() for p in written}
