@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_xsafety.core import secrets
 from tests.fault_server import FaultServer, serve
 from tests.helpers import SHARED, write_suite
 
@@ -18,6 +19,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         slow = "pytester" in getattr(item, "fixturenames", ())
         if slow or item.get_closest_marker("real_model") is not None:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _secrets_of_this_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The process's secrets are kept for its life; a test's (a canary key, a URL
+    # user) must not be scrubbed from the next test's output.
+    monkeypatch.setattr(secrets, "_known", secrets._known)
 
 
 @pytest.fixture

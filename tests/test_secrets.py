@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 
 from pytest_xsafety.core.records import CaseRecord
-from pytest_xsafety.core.secrets import Secrets, remember, scrub, url_secrets
+from pytest_xsafety.core.secrets import key_secrets, remember, scrub, url_secrets
 from pytest_xsafety.reporting.files import write_report
 from pytest_xsafety.reporting.wire import encode
 from pytest_xsafety.setup.models import user_models
@@ -41,27 +41,35 @@ def leaked_forms() -> list[str]:
 
 def test_every_form_of_a_url_secret_is_scrubbed() -> None:
     url = f"https://{USER}:{quote(PASSWORD, safe='')}@llm.example.com/v1?token={TOKEN}&v=1"
-    secrets = Secrets(frozenset(url_secrets(url)))
-    text = " | ".join(
-        [url, *leaked_forms()[:9], f"Authorization: Basic {b64(USER + ':' + PASSWORD)}"]
-    )
-    assert secrets.scrub(text) == (
+    secrets = url_secrets(url)
+    alone = [f(s) for s in (PASSWORD, TOKEN) for f in (str, lambda s: quote(s, safe=""), b64)]
+    basic = f"Authorization: Basic {b64(USER + ':' + PASSWORD)}"
+    assert secrets.scrub(" | ".join([url, *alone, basic])) == (
         "https://***@llm.example.com/v1?token=***&v=1 | *** | *** | *** | *** | *** | *** | "
-        "*** | *** | *** | Authorization: Basic ***"
+        "Authorization: Basic ***"
     )
 
 
-def test_short_values_are_scrubbed_only_inside_longer_forms() -> None:
-    secrets = Secrets(frozenset(url_secrets("http://u:pw@h/v1?x=1")))
-    # 'u', 'pw' and '1' alone would take every such letter out of a report.
-    assert secrets.scrub("up to 1 pw; u:pw") == "up to 1 pw; ***"
+def test_short_values_are_scrubbed_only_in_their_phrases() -> None:
+    # A local server's key "none", a password "pw", a user "admin", a query "v=1":
+    # alone, scrubbing them would take every such word out of a report.
+    secrets = url_secrets("http://admin:pw@h/v1?token=TOK&v=1") | key_secrets("none")
+    text = "admin: none of it, pw, v=1, TOK; admin:pw token=TOK Bearer none"
+    assert secrets.scrub(text) == "admin: none of it, pw, v=1, TOK; *** token=*** Bearer ***"
+
+
+def test_a_user_without_a_password_is_the_credential() -> None:
+    token = "ghp-canary-user-token"
+    assert url_secrets(f"https://{token}@host/v1").scrub(f"user {token}") == "user ***"
 
 
 def test_a_model_entry_knows_its_secrets_and_its_repr_shows_none() -> None:
     url = f"http://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1:9/v1?token={TOKEN}"
     entry = {"backend": "openai", "hub_id": "m", "options": {"base_url": url, "api_key_env": "K"}}
     spec = user_models({"api": entry}, "pyproject.toml")["api"]
-    assert {USER, PASSWORD, TOKEN, KEY} <= set(spec.secrets({"K": KEY}))
+    secrets = spec.secrets({"K": KEY})
+    assert {PASSWORD, TOKEN, KEY} <= secrets.values
+    assert {("", f"{USER}:{PASSWORD}"), ("Bearer ", KEY), ("token=", TOKEN)} <= secrets.phrases
     shown = repr(spec)
     assert shown.startswith("ModelSpec(name='api', hub_id='m', ")
     assert "'base_url': 'http://127.0.0.1:9/v1'" in shown
@@ -69,7 +77,7 @@ def test_a_model_entry_knows_its_secrets_and_its_repr_shows_none() -> None:
 
 
 def test_the_wire_scrubs_every_property() -> None:
-    remember([KEY])
+    remember(key_secrets(KEY))
     record = CaseRecord("m", "baseline", "1", "homonyms", "safe", "c", "error",
                         error=f"BackendError: HTTP 401: Authorization: Bearer {KEY}")  # fmt: skip
     props = dict(encode(record))
@@ -78,7 +86,7 @@ def test_the_wire_scrubs_every_property() -> None:
 
 
 def test_report_files_and_manifests_scrub_what_they_are_given(tmp_path: Path) -> None:
-    remember([KEY])
+    remember(key_secrets(KEY))
     records = [replace(r, error=f"HTTP 401: Bearer {KEY}") if r.error else r for r in result_set()]
     report = make_report(records)
     report = replace(report, info=replace(report.info, warnings=(f"key {KEY} rejected",)))

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pytest_xsafety.core.choices import BACKEND_NEEDS, BACKENDS, DTYPES, MAX_NEW_TOKENS
 from pytest_xsafety.core.names import name_problem
-from pytest_xsafety.core.secrets import url_secrets
+from pytest_xsafety.core.secrets import Secrets, key_secrets, url_secrets
 from pytest_xsafety.core.text import UsageError, did_you_mean
 
 # Backends that load weights themselves, and so need a pinned source.
@@ -97,15 +97,17 @@ class ModelSpec:
         shown["options"] = public_options(self.options)
         return f"ModelSpec({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
-    def secrets(self, environ: Mapping[str, str]) -> list[str]:
-        """The secret values this entry configures: user info and query values of its
-        URL options and, for the openai backend, the key in the ``api_key_env``
-        variable (see :mod:`pytest_xsafety.core.secrets`)."""
-        out = [s for value in self.options.values() for s in url_secrets(value)]
-        if self.backend == "openai":
-            env = self.options.get("api_key_env", DEFAULT_KEY_ENV)
-            out.append(environ.get(env, "") if env else "")
-        return [s for s in out if s]
+    def secrets(self, environ: Mapping[str, str]) -> Secrets:
+        """The secrets this entry configures: user info and query values of its URL
+        options and, for the openai backend, the key in the ``api_key_env`` variable
+        (see :mod:`pytest_xsafety.core.secrets`)."""
+        out = Secrets()
+        for value in self.options.values():
+            out |= url_secrets(value)
+        env = self.options.get("api_key_env", DEFAULT_KEY_ENV)
+        if self.backend == "openai" and env:
+            out |= key_secrets(environ.get(env, ""))
+        return out
 
     @property
     def served_model(self) -> str:

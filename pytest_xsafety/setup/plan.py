@@ -49,7 +49,8 @@ class RunPlan:
         strategy_names = strategy_registry(config.rootpath, tool)
         models = resolve_models(list(config.models), registry, backend=config.backend)
         # Every configured secret is known before anything can print it.
-        remember(s for spec in [*registry.values(), *models] for s in spec.secrets(os.environ))
+        for spec in [*registry.values(), *models]:
+            remember(spec.secrets(os.environ))
         strategies = resolve_strategies(list(config.strategies), strategy_names)
         for kind, names in (("models", config.models), ("strategies", config.strategies)):
             if clash := case_clashes(names):
