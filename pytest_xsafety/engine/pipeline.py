@@ -33,6 +33,7 @@ from pytest_xsafety.engine.backends import (
     LazyChat,
     MemoryReporting,
     Runtime,
+    Warns,
     load_backend,
     load_notice,
     pins,
@@ -43,6 +44,7 @@ from pytest_xsafety.engine.batching import (
     Request,
     StoreFn,
     failure_cause,
+    failures,
     plan_batches,
     run_batches,
     select_batches,
@@ -84,6 +86,7 @@ class Runner:
     _cached_baselines: dict[str, dict[str, Label] | None] = field(default_factory=dict)
     manifests: dict[str, dict[str, str]] = field(default_factory=dict)
     _busy_workers: int | None = None  # workers that got a group (known at the first verdict)
+    _load_errors: dict[str, Exception] = field(default_factory=dict)  # tried once per model
     _ticker: Ticker | None = None
 
     @classmethod
@@ -145,7 +148,21 @@ class Runner:
         # model); a judge model, if any, stays loaded beside it.
         if self._backend and self._backend[0] == model:
             return self._backend[1]
+        if model in self._load_errors:
+            # It failed once (a missing key, missing weights): every later group of
+            # the model fails with that cause, without trying again.
+            raise self._load_errors[model]
         self.close_backend()
+        try:
+            backend = self._load(model)
+        except Exception as exc:
+            self._load_errors[model] = exc
+            raise
+        self._backend = (model, backend)
+        self._backend_said(model, backend)
+        return backend
+
+    def _load(self, model: str) -> Backend:
         spec, runtime = self.plan.models[model], self.load_runtime()
         notice = load_notice(spec, runtime)
         ticker = self.ticker
@@ -159,9 +176,26 @@ class Runner:
             ):
                 backend = load_backend(spec, runtime)
             ticker.line(f"xsafety: loaded {model} in {duration(time.monotonic() - start)}")
-        self._backend = (model, backend)
-        self.manifests[model] = dict(backend.describe())
         return backend
+
+    def _backend_said(self, model: str, backend: Backend) -> None:
+        """What the backend reports, after loading and after each generation: its pins
+        (what a server said it served is known only then) and its warnings, each said
+        once on the terminal and kept for the report."""
+        self.manifests[model] = dict(backend.describe())
+        if not isinstance(backend, Warns):
+            return
+        for warning in backend.warnings:
+            if warning not in self.warnings:
+                self.warnings.append(warning)
+                if self.ticker is not None:
+                    self.ticker.line(f"xsafety: WARNING: {warning}")
+
+    def merge_said(self, manifests: dict[str, dict[str, str]], warnings: list[str]) -> None:
+        """What another process's backends reported (an xdist worker's), for the report."""
+        for model, said in manifests.items():
+            self.manifests.setdefault(model, {}).update(said)
+        self.warnings += [w for w in dict.fromkeys(warnings) if w not in self.warnings]
 
     def load_runtime(self) -> Runtime:
         """The runtime to load a model with. Under xdist, each model x strategy group
@@ -225,8 +259,10 @@ class Runner:
                     max_new_tokens=self.max_new_tokens(model), store=store,
                 )
             )  # fmt: skip
-            return
-        self._generate_aloud(ticker, model, label, work, len(wanted), store)
+        else:
+            self._generate_aloud(ticker, model, label, work, len(wanted), store)
+        if self._backend is not None and self._backend[0] == model:
+            self._backend_said(model, self._backend[1])
 
     def _generate_aloud(
         self,
@@ -244,7 +280,11 @@ class Runner:
         if not count:
             ticker.line(f"xsafety: {label}: all {cached} response(s) from the response cache")
             return
-        backend = self.backend(model)  # loads first: the loading lines come before these
+        try:
+            backend = self.backend(model)  # loads first: the loading lines come before these
+        except Exception as exc:  # every case of the group errors with the one cause
+            self._done.update(failures(work, exc))
+            return
         most = self.max_new_tokens(model)
         ticker.line(
             f"xsafety: generating {label}: {count} prompt(s) in {len(work)} batch(es), "
