@@ -18,7 +18,7 @@ from pytest_xsafety.core.records import ChatMessage, Generation
 from pytest_xsafety.engine import pipeline
 from pytest_xsafety.engine.backends import Backend, BackendError, Runtime, load_backend, pins
 from pytest_xsafety.engine.batching import Failure, Progress, Request, run_batches
-from pytest_xsafety.engine.pipeline import Runner
+from pytest_xsafety.engine.pipeline import Runner, status_line
 from pytest_xsafety.setup.models import BUILTIN_MODELS, ModelSpec, user_models
 from pytest_xsafety.setup.options import parse_config
 from tests.fault_server import CONTEXT_MESSAGE, FaultServer, closed_port, openai_backend
@@ -402,3 +402,19 @@ def test_r4_l10_warnings_and_what_the_server_served_reach_the_report(
     garlic = next(c for c in doc["cases"] if c["prompt_id"] == "2")
     assert garlic["truncated"] is True
     assert (pytester.path / "out" / "results.json").stat().st_size < 100_000
+
+
+def test_r5_a_stalled_group_s_progress_line_moves_with_the_clock() -> None:
+    # 12 answers came in the first 26 s, then the server died: the lines that follow
+    # must say how long it has been, not repeat "26s so far".
+    last = Progress("api/baseline", done=12, total=450, tokens=1430, seconds=26.0)
+    assert status_line(last, "api/baseline", 450, 57.0) == (
+        "xsafety: generating api/baseline: 12/450 (25 tok/s, ~34m40s left, 57s so far)"
+    )
+    assert status_line(None, "api/baseline", 450, 3.0) == (
+        "xsafety: generating api/baseline: 0/450, reading the prompts of batch 1 (3s so far)"
+    )
+    done = Progress("api/baseline", done=450, total=450, tokens=50000, seconds=600.0)
+    assert status_line(done, "api/baseline", 450, 700.0) == (
+        "xsafety: generated api/baseline: 450/450 in 10m00s (83 tok/s)"
+    )

@@ -69,6 +69,20 @@ class StageFailed(RuntimeError):
     the message names the step and the cause, and each of the group's cases errors with it."""
 
 
+def status_line(progress: Progress | None, label: str, count: int, elapsed: float) -> str:
+    """The line a ticker shows while a group generates: the latest progress, with the
+    clock moved on to ``elapsed`` seconds while no answer arrives (a slow or dead
+    server must not look frozen at its last answer's time)."""
+    if progress is None:
+        return (
+            f"xsafety: generating {label}: 0/{count}, reading the prompts of batch 1 "
+            f"({duration(elapsed)} so far)"
+        )
+    if progress.done < progress.total:
+        progress = replace(progress, seconds=max(progress.seconds, elapsed))
+    return progress.line()
+
+
 @dataclass
 class Runner:
     plan: RunPlan
@@ -295,13 +309,7 @@ class Runner:
         start = time.monotonic()
 
         def status() -> str:
-            now = latest.get("now")
-            if now is not None:
-                return now.line()
-            return (
-                f"xsafety: generating {label}: 0/{count}, reading the prompts of batch 1 "
-                f"({duration(time.monotonic() - start)} so far)"
-            )
+            return status_line(latest.get("now"), label, count, time.monotonic() - start)
 
         memory = backend if isinstance(backend, MemoryReporting) else None
         if memory is not None:
