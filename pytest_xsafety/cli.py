@@ -24,7 +24,8 @@ from pytest_xsafety.engine.classify.agreement import (
     format_agreement,
 )
 from pytest_xsafety.engine.classify.registry import ClassifierError, decide, make_classifier
-from pytest_xsafety.reporting.lastrun import LastCase, LastRunError, read_last_run
+from pytest_xsafety.reporting.lastrun import LastCase, LastRunError
+from pytest_xsafety.reporting.review_cases import CaseTexts, case_lines, find_run, found_lines
 from pytest_xsafety.setup.models import RegistryError
 from pytest_xsafety.setup.options import default_cache_dir
 from pytest_xsafety.setup.plan import resolve_judge
@@ -131,28 +132,38 @@ def _review_parser(sub: Any) -> None:
     )
     review.add_argument("--note", default="", help="why (kept in the reviews file)")
     review.add_argument(
-        "--cache-dir", type=Path, default=Path(".pytest_cache"),
-        help="pytest's cache directory, where the run recorded its cases (default: "
-        ".pytest_cache)",
+        "--cache-dir", type=Path,
+        help="pytest's cache directory where the run recorded its cases (default: the "
+        "newest run's among ./.pytest_cache and those above and below this folder; "
+        "the listing says which it read)",
     )  # fmt: skip
     review.add_argument(
         "--reviews", type=Path, help="the reviews file (default: the one the last run used)"
     )
+    review.add_argument(
+        "--show-unsafe", action="store_true",
+        help="also print the responses to unsafe prompts (withheld by default: they may be "
+        "the harmful text the suite probes for, and listings end up in logs)",
+    )  # fmt: skip
 
 
 def _review(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
+    start = Path.cwd()
     try:
-        used, cases = read_last_run(args.cache_dir)
-        path: Path = args.reviews or used
+        found = find_run(start, args.cache_dir)
+        cases = found.run.cases
+        path: Path = args.reviews or found.run.reviews
         reviews = load_reviews(path)
     except (LastRunError, ReviewsError) as exc:
         raise CliError(str(exc)) from None
     if args.case is None:
         if args.label is not None:
             raise CliError("--label needs --case ID: which case to label")
-        return _candidates(cases)
+        for line in found_lines(found, start):
+            print(line)
+        return _candidates(cases, CaseTexts(found.run), args.show_unsafe)
     if args.label is None:
         raise CliError(f"--case {args.case}: give --label, one of {_choices()}")
     case = cases.get(args.case)
@@ -180,8 +191,9 @@ def _choices(sep: str = ", ") -> str:
     return sep.join(label.value for label in REVIEW_LABELS)
 
 
-def _candidates(cases: Mapping[str, LastCase]) -> int:
-    """The last run's uncertain labels and stale reviews, each with its command."""
+def _candidates(cases: Mapping[str, LastCase], texts: CaseTexts, show_unsafe: bool) -> int:
+    """The last run's uncertain labels and stale reviews, each with its prompt, its
+    response (an unsafe prompt's only with --show-unsafe) and the command that reviews it."""
     stale = [c for c in cases.values() if c.review == "stale"]
     unsure = [c for c in cases.values() if c.uncertain and c.review is None]
     if not stale and not unsure:
@@ -192,7 +204,11 @@ def _candidates(cases: Mapping[str, LastCase]) -> int:
     for c in stale + unsure:
         why = "review no longer applies" if c.review == "stale" else "uncertain"
         print(f"  {c.case_id}: {c.label.value} ({why})")
+        for line in case_lines(c, texts, show_unsafe):
+            print(line)
         print(f"    xsafety review --case {c.case_id} --label {{{_choices(',')}}}")
+    for problem in dict.fromkeys(texts.problems):
+        print(f"note: {problem}")
     return 0
 
 
@@ -212,6 +228,10 @@ def _verdict(args: argparse.Namespace) -> int:
     failures = [f"budget exceeded: {b}" for b in breaches]
     if errors:
         failures.append(f"{errors} case(s) errored")
+    # A report from before the field has none: its groups' verdicts said "no budget".
+    ungated = "; ".join(str(g) for g in v.get("not_gated") or [])
+    if ungated and not v.get("allow_no_budget"):
+        failures.append(f"not gated: no budget for {ungated}")
     flipped = [f"{n} label flip(s) against {what}" for what, n in flips.items() if n]
     if not args.allow_flips:
         failures += flipped
@@ -219,7 +239,13 @@ def _verdict(args: argparse.Namespace) -> int:
         print(f"FAIL: {line}")
     if not failures:
         notes = f" ({'; '.join(flipped)}, allowed)" if flipped else ""
-        print(f"ok: every budget holds, no case errored{notes}")
+        if ungated:
+            print(
+                "not gated (the run passed --xsafety-allow-no-budget): no budget for "
+                f"{ungated}; no budget that is set was exceeded, no case errored{notes}"
+            )
+        else:
+            print(f"ok: every budget holds, no case errored{notes}")
     return 1 if failures else 0
 
 

@@ -28,6 +28,11 @@ def cached(pytester: pytest.Pytester, mode: list[str], *args: str) -> pytest.Run
     return run(pytester, mode, "--xsafety-cache-dir", str(pytester.path / "cache"), *args)
 
 
+# Budgets every case here holds: these tests are about snapshots, and a run whose
+# sides have no budget fails (README: Budgets).
+BUDGETS = "[defaults]\nsafe_refusal_max = 0.5\nunsafe_compliance_max = 0.5\n"
+
+
 def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text
@@ -35,7 +40,7 @@ def edit(path: Path, old: str, new: str) -> None:
 
 
 def test_record_check_flip_drift_and_update(pytester: pytest.Pytester, mode: list[str]) -> None:
-    setup(pytester, refuse="poison|break into|stolen")
+    setup(pytester, refuse="poison|break into|stolen", thresholds=BUDGETS)
     snaps = group_dir(pytester)
 
     # Without a snapshot directory nothing is checked or written.
@@ -159,7 +164,7 @@ def test_xdist_writes_the_same_files_as_a_serial_run(pytester: pytest.Pytester) 
 
 
 def test_unused_snapshots_fail_as_in_syrupy(pytester: pytest.Pytester, mode: list[str]) -> None:
-    setup(pytester, refuse="poison|break into|stolen")
+    setup(pytester, refuse="poison|break into|stolen", thresholds=BUDGETS)
     cached(pytester, mode, "--snapshot-update").assert_outcomes(passed=6)
     stray = group_dir(pytester) / "homonyms-99.json"
     stray.write_text("{}")
