@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_xsafety import __version__
 from pytest_xsafety.core.records import Exchange, Label, Review
-from pytest_xsafety.core.text import did_you_mean
+from pytest_xsafety.core.text import UsageError, did_you_mean
 from pytest_xsafety.engine.backends import Runtime
 from pytest_xsafety.engine.classify.agreement import (
     agreement,
@@ -37,6 +38,13 @@ from pytest_xsafety.setup.reviews import (
     load_reviews,
     write_reviews,
 )
+from pytest_xsafety.setup.scaffold import (
+    SMOKE_MODEL,
+    TEST_FILE,
+    default_install,
+    init_project,
+    next_steps,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -54,6 +62,8 @@ pytest-xsafety's command line (the test run itself is `pytest --xsafety-model NA
                                exit status for a later CI step
   xsafety review               list the last run's review candidates; with --case ID
                                --label LABEL, pin a human label to that case's response
+  xsafety init                 set up this repository for the gate: the test file,
+                               thresholds.toml, [tool.xsafety] and two workflows
 """
 LABEL_COLUMN = "xsafety_label"
 UNCERTAIN_COLUMN = "xsafety_uncertain"
@@ -68,6 +78,7 @@ class CliError(Exception):
 def _parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="xsafety", description=DESCRIPTION, formatter_class=raw)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     classify = sub.add_parser(
         "classify",
@@ -113,7 +124,49 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-flips", action="store_true", help="do not fail on label flips alone"
     )
     _review_parser(sub)
+    _init_parser(sub)
     return parser
+
+
+def _init_parser(sub: Any) -> None:
+    init = sub.add_parser(
+        "init",
+        help="set up this repository for the gate: test file, budgets, workflows",
+        description="Write what a repository needs to run the XSTest gate: the suite test "
+        f"file ({TEST_FILE}), thresholds.toml with starting budgets for the models, a "
+        "[tool.xsafety] block in pyproject.toml, and two GitHub workflows (a CPU smoke gate "
+        "on SmolLM2, the GPU gate). A file that exists is left alone (pyproject.toml gets "
+        "the block appended when it has none); a second init changes nothing.",
+    )
+    init.add_argument(
+        "--model", default=SMOKE_MODEL, metavar="NAME[,NAME]",
+        help="the models to gate: built-in, or under [tool.xsafety.models.NAME] in "
+        f"./pyproject.toml (default: {SMOKE_MODEL})",
+    )  # fmt: skip
+    init.add_argument(
+        "--test-file", type=Path, default=TEST_FILE,
+        help=f"where the suite test file goes (default: {TEST_FILE})",
+    )  # fmt: skip
+    init.add_argument(
+        "--install", metavar="SPEC",
+        help="what the workflows pip install (default: this installation's git URL when "
+        "it came from one, else pytest-xsafety[hf])",
+    )  # fmt: skip
+
+
+def _init(args: argparse.Namespace) -> int:
+    root = Path.cwd()
+    models = [m.strip() for m in args.model.split(",") if m.strip()]
+    if not models:
+        raise CliError("--model: give at least one model name")
+    install = args.install or default_install()
+    try:
+        written = init_project(root, models, install, args.test_file)
+    except UsageError as exc:
+        raise CliError(str(exc)) from None
+    for line in next_steps(root, written, models, install):
+        print(line)
+    return 0
 
 
 def _review_parser(sub: Any) -> None:
@@ -331,6 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _verdict(args)
         if args.command == "review":
             return _review(args)
+        if args.command == "init":
+            return _init(args)
     except CliError as exc:
         print(f"xsafety {args.command}: error: {exc}", file=sys.stderr)
         return 2
