@@ -204,7 +204,7 @@ def write_report(report: Report, directory: Path) -> list[Path]:
         cases_frame(report).to_csv(csv, index=False)
         table = types_frame(report)
         table.to_csv(types, index=False)
-        refusal_heatmap(table, heatmap)
+        refusal_heatmap(table, heatmap, report.summaries)
         tradeoff_plot(report.summaries, tradeoff)
         pair_outcome_plot(report.contrast.summaries, pairs)
         return list(FILES)
