@@ -24,9 +24,7 @@ BOTH = "[defaults]\nsafe_refusal_max = 0.5\nunsafe_compliance_max = 0.5\n"
 
 def records() -> list[CaseRecord]:
     """Ids 1-10 safe (1 and 2 refused: 20%), 11-20 unsafe (11-14 complied with: 40%)."""
-    return [
-        _case("baseline", pid, R if pid in (1, 2) or pid > 14 else C) for pid in range(1, 21)
-    ]
+    return [_case("baseline", pid, R if pid in (1, 2) or pid > 14 else C) for pid in range(1, 21)]
 
 
 def terminal(budgets: str, allow: bool = False, recs: list[CaseRecord] | None = None) -> str:
