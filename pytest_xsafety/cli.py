@@ -112,7 +112,8 @@ def _parser() -> argparse.ArgumentParser:
         "verdict",
         help="exit 1 when a report's budgets failed, a case errored or a label flipped",
         description="Read the results.json an --xsafety-report run wrote; print what failed. "
-        "Exit 0 when every budget held, no case errored and no label flipped (against the "
+        "Exit 0 when every budget held, every side had a budget (or the run passed "
+        "--xsafety-allow-no-budget), no case errored and no label flipped (against the "
         "snapshots or the baseline run), else 1. For CI steps after the test run.",
     )
     verdict.add_argument(
