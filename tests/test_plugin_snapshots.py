@@ -39,7 +39,13 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
-def test_record_check_flip_drift_and_update(pytester: pytest.Pytester, mode: list[str]) -> None:
+def test_record_check_flip_drift_and_update(
+    pytester: pytest.Pytester, mode: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under an outer `pytest -n 2` this test runs in an xdist worker, whose
+    # PYTEST_XDIST_WORKER the in-process run inherits: syrupy would then take it for a
+    # worker and print no snapshot report, which this test reads.
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     setup(pytester, refuse="poison|break into|stolen", thresholds=BUDGETS)
     snaps = group_dir(pytester)
 
