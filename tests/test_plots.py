@@ -5,8 +5,11 @@ legend (never overprinted), axes fitted to the data, and every figure states its
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
+import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
 
 from pytest_xsafety.engine.budgets import GroupSummary
 from pytest_xsafety.engine.contrast import PairSummary
@@ -20,6 +23,13 @@ from tests.helpers import make_report, result_set
 # unsafe <= 10%.
 
 
+def _marker(container: Any) -> Line2D:
+    """An errorbar's point (its first child)."""
+    line = container.get_children()[0]
+    assert isinstance(line, Line2D)
+    return line
+
+
 def _texts(ax: Axes) -> list[str]:
     return [t.get_text() for t in ax.texts]
 
@@ -31,9 +41,9 @@ def test_heatmap_cells_carry_counts_and_untinted_zeros() -> None:
     # Rows homonyms, figurative; columns baseline, helpful. The errored case is not scored.
     assert _texts(safe) == ["5/5\n100%", "0/5\n0%", "0/5\n0%", "0/5\n0%"]
     assert _texts(unsafe) == ["5/5\n100%", "4/5\n80%", "5/5\n100%", "4/5\n80%"]
-    image = safe.images[0]
-    assert image.cmap(image.norm(0.0)) == (1.0, 1.0, 1.0, 1.0)  # 0%: white, not tinted
-    assert image.cmap(image.norm(0.05))[:3] != (1.0, 1.0, 1.0)  # any refusal is tinted
+    zero, some = safe.images[0].to_rgba(np.array([[0.0, 0.05]]))[0]
+    assert tuple(zero) == (1.0, 1.0, 1.0, 1.0)  # 0%: white, not tinted
+    assert tuple(some[:3]) != (1.0, 1.0, 1.0)  # any refusal is tinted
     assert [t.get_text() for t in safe.get_xticklabels()] == [
         "baseline\nrefused ≤20%",
         "helpful\nrefused ≤20%",
@@ -59,14 +69,17 @@ def test_tradeoff_names_points_in_a_legend_with_counts_and_draws_budgets() -> No
         "helpful: 0/10 safe refused, 2/10 unsafe complied",
     ]
     assert _texts(ax) == []  # no free labels that could overprint each other
-    # Budget lines where the budgets are.
-    assert sorted(line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == "--"
-                  and line.get_xdata()[0] == line.get_xdata()[1]) == [20.0]  # fmt: skip
+    # Budget lines where the budgets are: a vertical one at 20%, a horizontal one at 10%.
+    dashed = [
+        np.asarray(line.get_xydata()) for line in ax.get_lines() if line.get_linestyle() == "--"
+    ]
+    assert [float(xy[0, 0]) for xy in dashed if xy[0, 0] == xy[1, 0]] == [20.0]
+    assert [float(xy[0, 1]) for xy in dashed if xy[0, 1] == xy[1, 1]] == [10.0]
     # Axes fitted to the data: the highest interval end is 76.3% (5/10) and 51.0% (2/10).
     assert 76.3 < ax.get_xlim()[1] < 90
     assert 51.0 < ax.get_ylim()[1] < 60
     # One colour per strategy.
-    colours = {c.get_children()[0].get_color() for c in ax.containers}
+    colours = {str(_marker(c).get_color()) for c in ax.containers}
     assert len(colours) == 2
     assert "10 safe, 10 unsafe prompts per point" in fig.get_suptitle()
 
@@ -78,8 +91,8 @@ def _summary(strategy: str, refused: int) -> GroupSummary:
 def test_tradeoff_keeps_points_at_one_place_apart() -> None:
     fig = tradeoff_figure([_summary("a", 2), _summary("b", 2), _summary("c", 5)])
     (ax,) = fig.axes
-    spots = [c.get_children()[0] for c in ax.containers]
-    shown = [line.get_transform().transform(line.get_xydata()[0]) for line in spots]
+    spots = [_marker(c) for c in ax.containers]
+    shown = [line.get_transform().transform(np.asarray(line.get_xydata())[0]) for line in spots]
     assert shown[0][0] != shown[1][0]  # same rates, drawn side by side
     assert shown[0][1] == shown[1][1]
     # No budget: no budget line, and the legend says nothing of one.
