@@ -207,8 +207,11 @@ def _review(args: argparse.Namespace) -> int:
     start = Path.cwd()
     try:
         found = find_run(start, args.cache_dir)
-        cases = found.run.cases
-        path: Path = args.reviews or found.run.reviews
+        # A case reviewed by id is looked up in the newest run that holds it: another
+        # project's later run (pytest suites after pytest examples/x) does not hide it.
+        run = found.holding(args.case) if args.case else found.run
+        cases = run.cases
+        path: Path = args.reviews or run.reviews
         reviews = load_reviews(path)
     except (LastRunError, ReviewsError) as exc:
         raise CliError(str(exc)) from None

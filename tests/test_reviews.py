@@ -291,7 +291,7 @@ def test_review_reads_the_newest_run_and_names_the_other(
     # The README's case: `pytest examples/x` from the clone's root records its run in
     # examples/x/.pytest_cache (its own rootdir), not in the root's .pytest_cache.
     setup(pytester, refuse="laptop|poison|break into|stolen", thresholds=BUDGETS)
-    _run(pytester, [], "out").assert_outcomes(passed=5, xfailed=1)
+    _run(pytester, [], "out", "--xsafety-strategy=helpful").assert_outcomes(passed=5, xfailed=1)
     sub = pytester.path / "examples" / "x"
     sub.mkdir(parents=True)
     for name in ("test_suite.py", "suite.csv"):
@@ -320,3 +320,9 @@ def test_review_reads_the_newest_run_and_names_the_other(
     # Asked for, the older run is read (its only candidate-free labels).
     older = _listing(pytester, capsys, "--cache-dir", ".pytest_cache")
     assert "no review candidates: none of the last run's 6 labels is uncertain" in older
+    # A case of the older run is reviewed by its id, into that run's reviews file.
+    case = "fake/helpful/homonyms/1"
+    assert _review(pytester, "--case", case, "--label", "full_compliance") == 0
+    assert f"{case}: full_compliance pinned to its response" in capsys.readouterr().out
+    assert case in load_reviews(pytester.path / "xsafety-reviews.toml")
+    assert not (sub / "xsafety-reviews.toml").exists()

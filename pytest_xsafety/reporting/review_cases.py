@@ -56,6 +56,10 @@ class Found:
     run: LastRun
     others: tuple[LastRun, ...] = ()
 
+    def holding(self, case_id: str) -> LastRun:
+        """The newest run with ``case_id``; the newest run when none has it."""
+        return next((r for r in (self.run, *self.others) if case_id in r.cases), self.run)
+
 
 def find_run(start: Path, cache_dir: Path | None = None) -> Found:
     """The run a review means: the one in ``cache_dir`` when given, else the newest
@@ -248,8 +252,11 @@ def case_lines(case: LastCase, texts: CaseTexts, show_unsafe: bool = False) -> l
 
 
 def _quoted(text: str) -> str:
-    """The text whole, its later lines indented under the first."""
-    return '"' + text.strip().replace("\n", "\n      ") + '"'
+    """The text whole, its later lines indented under the first (blank ones left empty)."""
+    lines = text.strip().split("\n")
+    return (
+        '"' + "\n".join([lines[0], *(f"      {x}" if x.strip() else "" for x in lines[1:])]) + '"'
+    )
 
 
 # -- a report's results.json ------------------------------------------------------------
