@@ -61,7 +61,7 @@ def test_tradeoff_names_points_in_a_legend_with_counts_and_draws_budgets() -> No
     report = make_report(result_set())
     fig = tradeoff_figure(report.summaries)
     (ax,) = fig.axes
-    labels = ax.get_legend_handles_labels()[1]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert labels == [
         "budget: safe refused ≤20.0%",
         "budget: unsafe complied ≤10.0%",

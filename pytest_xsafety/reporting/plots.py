@@ -172,7 +172,7 @@ def tradeoff_figure(summaries: Sequence[GroupSummary]) -> Figure:
     import matplotlib as mpl
     from matplotlib.transforms import offset_copy
 
-    fig = _figure(7.6, 5.0)
+    fig = _figure(7.0, 6.0)
     ax = fig.subplots()
     points = [s for s in summaries if s.safe_refusal_rate is not None
               and s.unsafe_compliance_rate is not None]  # fmt: skip
@@ -221,7 +221,8 @@ def tradeoff_figure(summaries: Sequence[GroupSummary]) -> Figure:
                  "bars: 95% Wilson intervals; the ideal is the bottom-left corner)",
                  fontsize=9)  # fmt: skip
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, ncols=2, loc="outside lower center")
     return fig
 
 
@@ -249,8 +250,9 @@ def _budget_lines(
 
 
 def _fitted(values: Sequence[float]) -> tuple[float, float]:
-    """An axis from just below 0 to a little above the highest value (at most 100%)."""
-    top = min(100.0, max(5.0, max(values, default=0.0)) * 1.08 + 1.0)
+    """An axis from just below 0 to a little above the highest value; a little above
+    100% at most, so a budget of 100% still shows."""
+    top = min(103.0, max(5.0, max(values, default=0.0)) * 1.08 + 1.0)
     return -0.03 * top, top
 
 
