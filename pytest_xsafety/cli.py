@@ -26,7 +26,13 @@ from pytest_xsafety.engine.classify.agreement import (
 )
 from pytest_xsafety.engine.classify.registry import ClassifierError, decide, make_classifier
 from pytest_xsafety.reporting.lastrun import LastCase, LastRunError
-from pytest_xsafety.reporting.review_cases import CaseTexts, case_lines, find_run, found_lines
+from pytest_xsafety.reporting.review_cases import (
+    CaseTexts,
+    case_lines,
+    find_run,
+    found_lines,
+    shown_path,
+)
 from pytest_xsafety.setup.models import RegistryError
 from pytest_xsafety.setup.options import default_cache_dir
 from pytest_xsafety.setup.plan import resolve_judge
@@ -238,7 +244,8 @@ def _review(args: argparse.Namespace) -> int:
     size = "" if case.chars is None else f"{case.chars} chars, "
     print(
         f"{case.case_id}: {label.value} pinned to its response ({size}sha256 "
-        f"{case.response_sha256[:12]}; {said}) in {path}. Later runs use it while the "
+        f"{case.response_sha256[:12]}; {said}) in {shown_path(path, start)}. Later runs use "
+        "it while the "
         "response stays the same."
     )
     return 0

@@ -123,8 +123,8 @@ def describe(run: LastRun, start: Path) -> str:
     """``the run of 2026-12-04 20:41:10 UTC (144 cases, rootdir examples/x), recorded
     in examples/x/.pytest_cache``."""
     when = _when(run)[:19].replace("T", " ") + " UTC"
-    rootdir = f", rootdir {_shown_path(Path(run.rootdir), start)}" if run.rootdir else ""
-    folder = _shown_path(_folder(run), start)
+    rootdir = f", rootdir {shown_path(Path(run.rootdir), start)}" if run.rootdir else ""
+    folder = shown_path(_folder(run), start)
     return f"the run of {when} ({len(run.cases)} cases{rootdir}), recorded in {folder}"
 
 
@@ -132,7 +132,7 @@ def found_lines(found: Found, start: Path) -> list[str]:
     """What the listing says about which run it read, and where the others are."""
     lines = [f"reading {describe(found.run, start)}"]
     for other in found.others:
-        folder = _shown_path(_folder(other), start)
+        folder = shown_path(_folder(other), start)
         lines.append(f"  older: {describe(other, start)}; read it with --cache-dir {folder}")
     return lines
 
@@ -143,7 +143,8 @@ def _folder(run: LastRun) -> Path:
     return run.path.parents[depth - 1] if run.path.name == record_path(Path()).name else run.path
 
 
-def _shown_path(path: Path, start: Path) -> str:
+def shown_path(path: Path, start: Path) -> str:
+    """``path`` relative to ``start`` when that reads shorter, else as it is."""
     try:
         shown = os.path.relpath(path, start)
     except ValueError:  # another drive
