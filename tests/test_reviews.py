@@ -21,6 +21,7 @@ from pytest_xsafety.core.records import Case, CaseResult, Generation, Label, Pro
 from pytest_xsafety.core.text import sha256_text
 from pytest_xsafety.engine.cache import read_texts
 from pytest_xsafety.engine.reviews import apply_review
+from pytest_xsafety.reporting.review_cases import CaseTexts, run_from_results
 from pytest_xsafety.setup.reviews import ReviewsError, load_reviews, render_reviews, write_reviews
 from tests.helpers import setup
 
@@ -252,6 +253,15 @@ def test_the_listing_shows_prompt_and_safe_response_unsafe_only_on_request(
     ]
     assert _partial(stolen) not in out
     assert f'    response: "{_partial(stolen)}"' in _listing(pytester, capsys, "--show-unsafe")
+
+    # The same cases from the report's results.json (a run made elsewhere, e.g. in CI):
+    # texts from the report, where it keeps them (not an unsafe prompt's answer).
+    ci = run_from_results(pytester.path / "out" / "results.json", pytester.path / "r.toml")
+    texts = CaseTexts(ci)
+    assert texts.prompt(ci.cases["fake/baseline/homonyms/2"]) == garlic
+    assert texts.response(ci.cases["fake/baseline/homonyms/2"]) == _partial(garlic)
+    assert texts.response(ci.cases["fake/baseline/contrast_figurative/6"]) is None
+    assert ci.cases["fake/baseline/homonyms/2"].uncertain is True
 
     # With the response cache off, a safe prompt's answer comes from the run's report; a
     # suite file changed since the run shows no prompt rather than another one.
