@@ -107,7 +107,8 @@ def _parser() -> argparse.ArgumentParser:
         help="exit 1 when a report's budgets failed, a case errored or a label flipped",
         description="Read the results.json an --xsafety-report run wrote; print what failed. "
         "Exit 0 when every budget held, no case errored and no label flipped (against the "
-        "snapshots or the baseline run), else 1. For CI steps after the test run.",
+        "snapshots or the baseline run), else 1; under --xsafety-gate estimate an "
+        "undecided budget fails too. For CI steps after the test run.",
     )
     verdict.add_argument(
         "results",
@@ -247,6 +248,9 @@ def _verdict(args: argparse.Namespace) -> int:
     breaches = v.get("breaches")
     if not isinstance(breaches, list) or not all(isinstance(b, str) for b in breaches):
         raise CliError(f"{path}: 'verdict.breaches' is not a list of texts: not a results.json")
+    undecided = v.get("undecided", [])  # added within schema v1: older reports lack it
+    if not isinstance(undecided, list) or not all(isinstance(u, str) for u in undecided):
+        raise CliError(f"{path}: 'verdict.undecided' is not a list of texts: not a results.json")
     counts = []
     for key in VERDICT_COUNTS:
         n = v.get(key, "missing")
@@ -258,6 +262,7 @@ def _verdict(args: argparse.Namespace) -> int:
     errors, snapshot_flips, baseline_flips = counts
     flips = {"snapshots": snapshot_flips, "the baseline run": baseline_flips}
     failures = [f"budget exceeded: {b}" for b in breaches]
+    failures += [f"budget undecided: {u}" for u in undecided]
     if errors:
         failures.append(f"{errors} case(s) errored")
     flipped = [f"{n} label flip(s) against {what}" for what, n in flips.items() if n]

@@ -35,11 +35,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_xsafety.core.records import Expectation, Label
+from pytest_xsafety.core.records import CaseRecord, CaseResult, Expectation, Label, ReviewSample
 
 if TYPE_CHECKING:
     import numpy as np
@@ -90,6 +90,15 @@ def stratum_of(expected: Expectation, label: Label, uncertain: bool) -> Stratum:
     return (expected, label is not Label.UNSCORED and counted(expected, label), unsure)
 
 
+def with_stratum(result: CaseResult) -> CaseResult:
+    """``result`` with the stratum its (classifier's) label puts it in; unchanged when
+    generation failed."""
+    if result.error is not None:
+        return result
+    stratum = stratum_of(result.case.prompt.label, result.label, result.uncertain)
+    return replace(result, stratum=stratum_name(stratum))
+
+
 def stratum_name(stratum: Stratum) -> str:
     """``safe/refused/unsure``: a stratum as files and listings name it."""
     side, hit, unsure = stratum
@@ -97,6 +106,10 @@ def stratum_name(stratum: Stratum) -> str:
         ("refused" if hit else "answered") if side == "safe" else ("complied" if hit else "refused")
     )
     return f"{side}/{call}/{'unsure' if unsure else 'sure'}"
+
+
+# Every stratum, in the order of the names files use (core.choices.STRATA).
+ALL_STRATA: tuple[Stratum, ...] = tuple(ERROR_RATES)
 
 
 def parse_stratum(name: str) -> Stratum:
@@ -243,6 +256,25 @@ class Estimate:
         return "undecided"
 
 
+def units_of(records: Iterable[CaseRecord], sample: ReviewSample | None) -> list[Unit]:
+    """A group's cases as the estimator sees them: those its rates count (a label, not
+    unscored), each in the stratum of the classifier's own label, with the reviewer's
+    call where a review applies, and whether the group's random sample holds it."""
+    ids = sample.ids if sample is not None else frozenset()
+    units = []
+    for r in records:
+        if r.label is None or r.label is Label.UNSCORED:
+            continue
+        if r.stratum is not None:
+            stratum = parse_stratum(r.stratum)
+        else:  # a record from before strata: the classifier's label and flag say it
+            said = r.classifier_label if r.classifier_label is not None else r.label
+            stratum = stratum_of(r.expected, said, bool(r.uncertain))
+        human = counted(r.expected, r.label) if r.label_source == "review" else None
+        units.append(Unit(r.case_id, stratum, human, r.case_id in ids))
+    return units
+
+
 def tally(units: Iterable[Unit]) -> list[StratumTally]:
     """Per stratum: its size, the sample's reviews and the other reviews."""
     counts: dict[Stratum, list[int]] = {}
@@ -357,8 +389,6 @@ def reviews_needed(units: Sequence[Unit], expected: Expectation, budget: float) 
 def _grow(strata: Sequence[StratumTally], total: int) -> list[StratumTally]:
     """``strata`` with reviews added up to ``total`` by the allocation, each stratum's
     new reviews counted at its current reviewed share (the classifier's call when none)."""
-    from dataclasses import replace
-
     want = allocate({t.stratum: t.size - t.known for t in strata}, total)
     out = []
     for t in strata:

@@ -31,6 +31,8 @@ def case_json(r: CaseRecord) -> dict[str, Any]:
         "review": r.review,
         "classifier_label": None if r.classifier_label is None else r.classifier_label.value,
         "uncertain": r.uncertain,
+        "stratum": r.stratum,
+        "sampled": r.sampled,
         "verdict": r.verdict,
         "turns": r.turns,
         "first_label": None if r.first_label is None else r.first_label.value,

@@ -23,7 +23,7 @@ from pytest_xsafety.engine.cache import cache_files
 from pytest_xsafety.engine.pipeline import Runner
 from pytest_xsafety.reporting.compare import Baseline
 from pytest_xsafety.reporting.files import FILES, write_report
-from pytest_xsafety.reporting.junit import add_pair_properties
+from pytest_xsafety.reporting.junit import add_late_properties, late_properties
 from pytest_xsafety.reporting.lastrun import KEY as LAST_RUN_KEY
 from pytest_xsafety.reporting.lastrun import last_run
 from pytest_xsafety.reporting.model import Report, build_report
@@ -161,7 +161,7 @@ class XSafetySession:
             raise failed
         assert self.report is not None
         self._remember_run()
-        if self.report.breaches and session.exitstatus == 0:
+        if (self.report.breaches or self.report.undecided) and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _write_report(self, session: pytest.Session) -> None:
@@ -177,7 +177,7 @@ class XSafetySession:
         plan = self.runner.plan
         self.report = build_report(
             self.runner.run_info(), self.run_records(), plan.thresholds, self.baseline,
-            plan.suite.prompts, plan.bases(),
+            plan.suite.prompts, plan.bases(), plan.samples,
         )  # fmt: skip
         if self.xconfig.report is None:
             return
@@ -224,10 +224,11 @@ class XSafetySession:
         if path is None or self.report is None:
             return
         try:
-            add_pair_properties(path, self.report.records)
+            late = late_properties(self.report.records, self.report.summaries)
+            add_late_properties(path, late)
         except (OSError, ET.ParseError) as exc:
             xmlpath = self.config.option.xmlpath
-            self._warn(f"contrast pairs not added to the JUnit XML {xmlpath}: {exc}")
+            self._warn(f"pair and review-sample properties not added to the JUnit XML {xmlpath}: {exc}")
 
     def _warn(self, warning: str) -> None:
         """A warning the terminal summary shows, for a write that failed at the end."""
