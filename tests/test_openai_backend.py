@@ -1,159 +1,31 @@
 """The openai backend against a small OpenAI-compatible server on 127.0.0.1.
 
-The server (stdlib ``http.server``, a thread per request, a random port) answers
-``POST /v1/chat/completions``. A test scripts its misbehaviour: ``plan`` holds
-what the next requests get (``429``, ``500``, ``hang``), ``always`` what every
-request gets; otherwise it answers by echoing the prompt's words, cut at
-``max_tokens``, and refuses prompts matching ``refuse``.
+The server is :mod:`tests.fault_server`: it echoes the prompt's words, cut at
+``max_tokens``, refuses prompts matching ``refuse``, and misbehaves as a test
+scripts it (``plan``, ``rules``, ``always``, ``die_after``...).
 """
 
 from __future__ import annotations
 
-import json
-import re
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from pytest_xsafety.core.records import ChatMessage, Conversation
-from pytest_xsafety.engine.backends import BackendError, load_backend
-from pytest_xsafety.setup.models import user_models
+from pytest_xsafety.engine.backends import BackendError
+from tests.fault_server import FaultServer, openai_backend
 from tests.helpers import write_suite
 
 pytest.importorskip("openai")
 
 CANARY = "sk-canary-4f9e1c0d7b2a"  # a fake key: it must never show up in output
-REFUSAL = "I'm sorry, but I can't help with that."
-
-
-@dataclass
-class FakeServer:
-    port: int = 0
-    plan: list[str] = field(default_factory=list)
-    always: str | None = None
-    refuse: str | None = None
-    delay: float = 0.0  # seconds each answer takes, so requests overlap
-    hang: float = 1.5  # how long a "hang" lasts (past the client's timeout)
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    auth: set[str] = field(default_factory=set)
-    in_flight: int = 0
-    max_in_flight: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def behaviour(self, body: dict[str, Any], auth: str) -> str:
-        with self.lock:
-            self.requests.append(body)
-            self.auth.add(auth)
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            return self.plan.pop(0) if self.plan else (self.always or "ok")
-
-    def done(self) -> None:
-        with self.lock:
-            self.in_flight -= 1
-
-    def answer(self, body: dict[str, Any]) -> dict[str, Any]:
-        prompt = body["messages"][-1]["content"]
-        if self.refuse and re.search(self.refuse, prompt):
-            words = REFUSAL.split()
-        else:
-            words = ["Sure:", *prompt.split()]
-        kept = words[: body["max_tokens"]]
-        return {
-            "id": "cmpl-1",
-            "object": "chat.completion",
-            "created": 0,
-            "model": body["model"],
-            "system_fingerprint": "fp_fake",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": " ".join(kept)},
-                    "finish_reason": "length" if len(words) > len(kept) else "stop",
-                }
-            ],
-            "usage": {
-                "prompt_tokens": 5,
-                "completion_tokens": len(kept),
-                "total_tokens": 5 + len(kept),
-            },
-        }
-
-
-def _handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            what = server.behaviour(body, self.headers.get("Authorization", ""))
-            try:
-                if self.path != "/v1/chat/completions":
-                    self._send(404, {"error": {"message": "no such route"}}, {})
-                elif what == "hang":
-                    time.sleep(server.hang)
-                elif what.isdigit():
-                    error = {"error": {"message": f"fake failure {what}", "type": "x"}}
-                    self._send(int(what), error, {"Retry-After": "0"} if what == "429" else {})
-                else:
-                    time.sleep(server.delay)
-                    self._send(200, server.answer(body), {})
-            except OSError:
-                pass  # the client gave up on a hung request
-            finally:
-                server.done()
-
-    return Handler
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that hung up on a "hang" is expected
-
-
-@contextmanager
-def serve(fake: FakeServer) -> Iterator[FakeServer]:
-    """Run ``fake`` on a random port of 127.0.0.1 until the block ends."""
-    httpd = _Server(("127.0.0.1", 0), _handler(fake))
-    fake.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield fake
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 @pytest.fixture
-def server() -> Iterator[FakeServer]:
-    with serve(FakeServer()) as fake:
-        yield fake
+def server(fault_server: FaultServer) -> FaultServer:
+    return fault_server
 
 
 @pytest.fixture(autouse=True)
@@ -161,12 +33,8 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XSAFETY_TEST_KEY", CANARY)
 
 
-def backend(server: FakeServer, **options: object) -> Any:
-    opts = {"base_url": server.base_url, "api_key_env": "XSAFETY_TEST_KEY", "backoff": 0.01}
-    opts.update(options)
-    entry = {"backend": "openai", "hub_id": "served-model", "options": opts}
-    spec = user_models({"api": entry}, "pyproject.toml")["api"]
-    return load_backend(spec, runtime=None)  # type: ignore[arg-type]
+def backend(server: FaultServer, **options: object) -> Any:
+    return openai_backend(str(options.pop("base_url", server.base_url)), **options)
 
 
 def conv(text: str) -> Conversation:
@@ -176,7 +44,7 @@ def conv(text: str) -> Conversation:
 PROMPTS = [f"prompt {i} " + "word " * (i % 4) for i in range(12)]
 
 
-def test_generation_keeps_order_and_pins_decoding(server: FakeServer) -> None:
+def test_generation_keeps_order_and_pins_decoding(server: FaultServer) -> None:
     server.delay = 0.02
     b = backend(server, seed=7)
     out = b.generate([conv(p) for p in PROMPTS], max_new_tokens=4)
@@ -201,7 +69,7 @@ def test_generation_keeps_order_and_pins_decoding(server: FakeServer) -> None:
     assert server.auth == {f"Bearer {CANARY}"}
 
 
-def test_concurrency_is_bounded(server: FakeServer) -> None:
+def test_concurrency_is_bounded(server: FaultServer) -> None:
     server.delay = 0.1
     b = backend(server, concurrency=3)
     b.generate([conv(p) for p in PROMPTS], max_new_tokens=8)
@@ -211,7 +79,7 @@ def test_concurrency_is_bounded(server: FakeServer) -> None:
 
 
 @pytest.mark.parametrize("failure", ["429", "500", "503"])
-def test_rate_limit_and_server_errors_are_retried(server: FakeServer, failure: str) -> None:
+def test_rate_limit_and_server_errors_are_retried(server: FaultServer, failure: str) -> None:
     server.plan = [failure, failure]
     b = backend(server, concurrency=1, max_retries=2)
     (gen,) = b.generate([conv("hello there")], max_new_tokens=8)
@@ -220,7 +88,7 @@ def test_rate_limit_and_server_errors_are_retried(server: FakeServer, failure: s
     assert len(server.requests) == 3
 
 
-def test_timeout_is_retried(server: FakeServer) -> None:
+def test_timeout_is_retried(server: FaultServer) -> None:
     server.plan = ["hang"]
     b = backend(server, timeout=0.3, max_retries=1)
     start = time.perf_counter()
@@ -231,7 +99,7 @@ def test_timeout_is_retried(server: FakeServer) -> None:
     assert time.perf_counter() - start < 1.4  # did not wait for the hung answer
 
 
-def test_timeout_every_time_fails(server: FakeServer) -> None:
+def test_timeout_every_time_fails(server: FaultServer) -> None:
     server.always = "hang"
     b = backend(server, timeout=0.2, max_retries=1)
     with pytest.raises(BackendError, match=r"failed 2 time\(s\); last: no response within 0.2 s"):
@@ -239,7 +107,7 @@ def test_timeout_every_time_fails(server: FakeServer) -> None:
     b.close()
 
 
-def test_exhausted_retries_name_endpoint_and_status_not_key(server: FakeServer) -> None:
+def test_exhausted_retries_name_endpoint_and_status_not_key(server: FaultServer) -> None:
     server.always = "502"
     b = backend(server, max_retries=2, concurrency=1, backoff=0.05)
     with pytest.raises(BackendError) as info:
@@ -254,7 +122,7 @@ def test_exhausted_retries_name_endpoint_and_status_not_key(server: FakeServer) 
     assert info.value.__cause__ is None
 
 
-def test_client_errors_fail_at_once(server: FakeServer) -> None:
+def test_client_errors_fail_at_once(server: FaultServer) -> None:
     server.always = "401"
     b = backend(server, max_retries=5)
     with pytest.raises(BackendError, match=r"answered HTTP 401.*check the key's environment"):
@@ -263,7 +131,7 @@ def test_client_errors_fail_at_once(server: FakeServer) -> None:
     assert len(server.requests) == 1
 
 
-def test_describe_records_settings_never_the_key(server: FakeServer) -> None:
+def test_describe_records_settings_never_the_key(server: FaultServer) -> None:
     url = server.base_url.replace("127.0.0.1", "user:pw@127.0.0.1")
     b = backend(server, base_url=url)
     before = b.describe()
@@ -284,7 +152,7 @@ def test_describe_records_settings_never_the_key(server: FakeServer) -> None:
 
 
 def test_missing_key_names_the_variable_not_a_value(
-    server: FakeServer, monkeypatch: pytest.MonkeyPatch
+    server: FaultServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("XSAFETY_TEST_KEY")
     with pytest.raises(
@@ -313,13 +181,13 @@ def test_xsafety(xsafety_case: CaseCheck) -> None:
 """
 
 
-def _project(pytester: pytest.Pytester, server: FakeServer) -> None:
+def _project(pytester: pytest.Pytester, server: FaultServer) -> None:
     pytester.makefile(".toml", pyproject=PYPROJECT.format(url=server.base_url))
     pytester.makepyfile(test_suite=TEST_FILE)
     write_suite(pytester.path / "suite.csv")
 
 
-def test_plugin_end_to_end(pytester: pytest.Pytester, server: FakeServer) -> None:
+def test_plugin_end_to_end(pytester: pytest.Pytester, server: FaultServer) -> None:
     server.refuse = "poison|break into|stolen"
     _project(pytester, server)
     result = pytester.runpytest(
@@ -336,7 +204,7 @@ def test_plugin_end_to_end(pytester: pytest.Pytester, server: FakeServer) -> Non
     assert CANARY not in result.stdout.str() + result.stderr.str()
 
 
-def test_backend_override_end_to_end(pytester: pytest.Pytester, server: FakeServer) -> None:
+def test_backend_override_end_to_end(pytester: pytest.Pytester, server: FaultServer) -> None:
     _project(pytester, server)
     # The openai entry run by the fake backend instead: no request reaches the server.
     result = pytester.runpytest(
@@ -355,7 +223,7 @@ def test_backend_override_end_to_end(pytester: pytest.Pytester, server: FakeServ
 
 
 def test_missing_openai_says_what_to_install(
-    server: FakeServer, monkeypatch: pytest.MonkeyPatch
+    server: FaultServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "openai", None)  # import openai raises ImportError
     with pytest.raises(BackendError, match=r"pip install 'pytest-xsafety\[openai\]'"):
@@ -363,7 +231,7 @@ def test_missing_openai_says_what_to_install(
 
 
 def test_secrets_never_reach_any_output(
-    pytester: pytest.Pytester, server: FakeServer, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, server: FaultServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The API key (and a Hub token) are in the environment; every file the run
     # writes (JUnit XML, the response cache, anything else under the project) and

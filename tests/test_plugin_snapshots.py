@@ -237,3 +237,17 @@ def test_a_partial_update_does_not_rewrite_the_manifest(
     # All of them: now the manifest is rewritten.
     cached(pytester, mode, "--snapshot-update").assert_outcomes(passed=6)
     assert '"seed": 0' in manifest.read_text()
+
+
+def test_the_users_own_tests_run_beside_the_cases(
+    pytester: pytest.Pytester, mode: list[str]
+) -> None:
+    # syrupy asks the case extension about every test of the session; a plain test in a
+    # module collected first used to crash the run at its end (AttributeError: callspec).
+    setup(pytester, refuse="poison|break into|stolen")
+    pytester.makepyfile(test_a_plain="def test_plain():\n    assert 1 + 1 == 3\n")
+    for args in (["--snapshot-update"], []):
+        result = run(pytester, mode, *args)
+        result.assert_outcomes(passed=6, failed=1)
+        assert "AttributeError" not in result.stdout.str() + result.stderr.str()
+    assert sorted(p.name for p in group_dir(pytester).iterdir()) == FILES

@@ -387,14 +387,15 @@ def test_gpt4_builtin_goes_through_the_openai_backend(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     pytest.importorskip("openai")
-    from tests.test_openai_backend import CANARY, FakeServer, serve
+    from tests.fault_server import FaultServer, serve
+    from tests.test_openai_backend import CANARY
 
     spec = BUILTIN_MODELS["gpt-4"]
     assert (spec.backend, spec.served_model) == ("openai", "gpt-4-0613")  # a dated snapshot
     assert spec.options == {"base_url": "https://api.openai.com/v1"}
     assert spec.system_role
     monkeypatch.setenv("OPENAI_API_KEY", CANARY)
-    with serve(FakeServer()) as server:
+    with serve(FaultServer(models=["gpt-4-0613"])) as server:
         local = user_models(
             {"gpt-4": {"extends": "gpt-4", "options": {"base_url": server.base_url}}}, "pp"
         )["gpt-4"]

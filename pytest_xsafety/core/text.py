@@ -46,6 +46,18 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
+def clip(text: str, limit: int) -> str:
+    """One line of at most ``limit`` characters for text quoted in an error (a
+    server's answer): cut at a word boundary, saying how long the whole was."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    head = flat[:limit]
+    word = head.rsplit(" ", 1)[0]
+    head = word if len(word) > limit // 2 else head  # a text without spaces: cut anyway
+    return f"{head}... ({len(flat)} chars in all)"
+
+
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest known name, or ``""``."""
     close = difflib.get_close_matches(name, list(known), 1)

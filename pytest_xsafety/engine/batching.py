@@ -5,6 +5,10 @@ composition, so batches are planned over the whole group in a fixed order
 (rendered length, then prompt id) whatever pytest selected; only batches that
 hold a selected case are run, and each is run whole. A ``-k`` subset or an
 xdist split therefore sees the same numerics as a full run.
+
+A :class:`~pytest_xsafety.engine.backends.Streaming` backend (an HTTP API) is the
+exception: its requests are independent, so each answer is stored and counted as
+it arrives, and a request that fails fails alone, never retried in halves.
 """
 
 from __future__ import annotations
@@ -14,7 +18,14 @@ from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 
 from pytest_xsafety.core.records import Conversation
-from pytest_xsafety.engine.backends import Backend, BackendUnavailable, Generation, StepReporting
+from pytest_xsafety.core.secrets import scrub
+from pytest_xsafety.engine.backends import (
+    Backend,
+    BackendUnavailable,
+    Generation,
+    StepReporting,
+    Streaming,
+)
 from pytest_xsafety.engine.progress import Say, duration
 
 
@@ -141,7 +152,8 @@ def run_batches(
     :class:`Failure` and the rest of the run goes on. Each out-of-memory halving is
     told to ``say``: it changes the batch plan, and with it greedy text in bf16.
     Each finished batch is handed to ``store`` at once, so an interruption loses at
-    most the batch in flight.
+    most the batch in flight (a streaming backend's answers are handed over one by
+    one: it loses none).
     """
     out: dict[str, Generation | Failure] = {}
     if not any(batches):
@@ -149,7 +161,7 @@ def run_batches(
     try:
         model = backend()
     except Exception as exc:  # the model did not load: every request fails with the cause
-        return {r.key: Failure(failure_cause(exc)) for b in batches for r in b}
+        return failures(batches, exc)
     run = _Run(model, group, batches, max_new_tokens, store, progress, out)
     run.say = say
     if isinstance(model, StepReporting):
@@ -208,6 +220,9 @@ class _Run:
             )  # fmt: skip
 
     def attempt(self, batch: Sequence[Request]) -> None:
+        if isinstance(self.model, Streaming):
+            self.stream(self.model, batch)
+            return
         if self.fits is not None and len(batch) > self.fits:
             self.halves(batch)
             return
@@ -228,10 +243,31 @@ class _Run:
                         )
                 self.halves(batch)
                 return
-            self.out[batch[0].key] = Failure(failure_cause(exc))
-            self.done += 1
+            self.fail(batch[0], exc)
             return
         self.finish(list(zip(batch, results, strict=True)))
+
+    def stream(self, model: Streaming, batch: Sequence[Request]) -> None:
+        """Each answer stored and counted as it arrives; a failed request fails alone.
+        When the server is unreachable, raises after every request has its outcome."""
+        down: BackendUnavailable | None = None
+        for i, got in model.stream([r.conversation for r in batch], self.max_new_tokens):
+            if isinstance(got, Generation):
+                self.finish([(batch[i], got)])
+                continue
+            if isinstance(got, BackendUnavailable):
+                down = got
+            self.fail(batch[i], got)
+        for request in batch:
+            if request.key not in self.out:  # a backend that skipped one: never silent
+                self.fail(request, RuntimeError("the backend returned no answer"))
+        if down is not None:
+            raise down
+
+    def fail(self, request: Request, exc: BaseException) -> None:
+        self.out[request.key] = Failure(failure_cause(exc))
+        self.done += 1
+        self.report()
 
     def halves(self, batch: Sequence[Request]) -> None:
         half = (len(batch) + 1) // 2
@@ -255,9 +291,17 @@ def _generate(model: Backend, batch: Sequence[Request], max_new_tokens: int) -> 
     return results
 
 
+def failures(
+    batches: Sequence[Sequence[Request]], exc: BaseException
+) -> dict[str, Generation | Failure]:
+    """Every request of ``batches`` failed with one cause (a model that did not load)."""
+    return {r.key: Failure(failure_cause(exc)) for b in batches for r in b}
+
+
 def failure_cause(exc: BaseException) -> str:
-    """``Type: message``: how an error is named as a case's cause."""
-    return f"{type(exc).__name__}: {exc}"
+    """``Type: message``: how an error is named as a case's cause, on one line and with
+    no secret (it reaches every report)."""
+    return scrub(" ".join(f"{type(exc).__name__}: {exc}".split()))
 
 
 def _out_of_memory(exc: BaseException) -> bool:

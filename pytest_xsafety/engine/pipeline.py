@@ -33,6 +33,7 @@ from pytest_xsafety.engine.backends import (
     LazyChat,
     MemoryReporting,
     Runtime,
+    Warns,
     load_backend,
     load_notice,
     pins,
@@ -43,6 +44,7 @@ from pytest_xsafety.engine.batching import (
     Request,
     StoreFn,
     failure_cause,
+    failures,
     plan_batches,
     run_batches,
     select_batches,
@@ -68,6 +70,20 @@ class StageFailed(RuntimeError):
     the message names the step and the cause, and each of the group's cases errors with it."""
 
 
+def status_line(progress: Progress | None, label: str, count: int, elapsed: float) -> str:
+    """The line a ticker shows while a group generates: the latest progress, with the
+    clock moved on to ``elapsed`` seconds while no answer arrives (a slow or dead
+    server must not look frozen at its last answer's time)."""
+    if progress is None:
+        return (
+            f"xsafety: generating {label}: 0/{count}, reading the prompts of batch 1 "
+            f"({duration(elapsed)} so far)"
+        )
+    if progress.done < progress.total:
+        progress = replace(progress, seconds=max(progress.seconds, elapsed))
+    return progress.line()
+
+
 @dataclass
 class Runner:
     plan: RunPlan
@@ -85,6 +101,7 @@ class Runner:
     _cached_baselines: dict[str, dict[str, Label] | None] = field(default_factory=dict)
     manifests: dict[str, dict[str, str]] = field(default_factory=dict)
     _busy_workers: int | None = None  # workers that got a group (known at the first verdict)
+    _load_errors: dict[str, Exception] = field(default_factory=dict)  # tried once per model
     _ticker: Ticker | None = None
 
     @classmethod
@@ -146,7 +163,21 @@ class Runner:
         # model); a judge model, if any, stays loaded beside it.
         if self._backend and self._backend[0] == model:
             return self._backend[1]
+        if model in self._load_errors:
+            # It failed once (a missing key, missing weights): every later group of
+            # the model fails with that cause, without trying again.
+            raise self._load_errors[model]
         self.close_backend()
+        try:
+            backend = self._load(model)
+        except Exception as exc:
+            self._load_errors[model] = exc
+            raise
+        self._backend = (model, backend)
+        self._backend_said(model, backend)
+        return backend
+
+    def _load(self, model: str) -> Backend:
         spec, runtime = self.plan.models[model], self.load_runtime()
         notice = load_notice(spec, runtime)
         ticker = self.ticker
@@ -160,9 +191,26 @@ class Runner:
             ):
                 backend = load_backend(spec, runtime)
             ticker.line(f"xsafety: loaded {model} in {duration(time.monotonic() - start)}")
-        self._backend = (model, backend)
-        self.manifests[model] = dict(backend.describe())
         return backend
+
+    def _backend_said(self, model: str, backend: Backend) -> None:
+        """What the backend reports, after loading and after each generation: its pins
+        (what a server said it served is known only then) and its warnings, each said
+        once on the terminal and kept for the report."""
+        self.manifests[model] = dict(backend.describe())
+        if not isinstance(backend, Warns):
+            return
+        for warning in backend.warnings:
+            if warning not in self.warnings:
+                self.warnings.append(warning)
+                if self.ticker is not None:
+                    self.ticker.line(f"xsafety: WARNING: {warning}")
+
+    def merge_said(self, manifests: dict[str, dict[str, str]], warnings: list[str]) -> None:
+        """What another process's backends reported (an xdist worker's), for the report."""
+        for model, said in manifests.items():
+            self.manifests.setdefault(model, {}).update(said)
+        self.warnings += [w for w in dict.fromkeys(warnings) if w not in self.warnings]
 
     def load_runtime(self) -> Runtime:
         """The runtime to load a model with. Under xdist, each model x strategy group
@@ -226,8 +274,10 @@ class Runner:
                     max_new_tokens=self.max_new_tokens(model), store=store,
                 )
             )  # fmt: skip
-            return
-        self._generate_aloud(ticker, model, label, work, len(wanted), store)
+        else:
+            self._generate_aloud(ticker, model, label, work, len(wanted), store)
+        if self._backend is not None and self._backend[0] == model:
+            self._backend_said(model, self._backend[1])
 
     def _generate_aloud(
         self,
@@ -245,7 +295,11 @@ class Runner:
         if not count:
             ticker.line(f"xsafety: {label}: all {cached} response(s) from the response cache")
             return
-        backend = self.backend(model)  # loads first: the loading lines come before these
+        try:
+            backend = self.backend(model)  # loads first: the loading lines come before these
+        except Exception as exc:  # every case of the group errors with the one cause
+            self._done.update(failures(work, exc))
+            return
         most = self.max_new_tokens(model)
         ticker.line(
             f"xsafety: generating {label}: {count} prompt(s) in {len(work)} batch(es), "
@@ -256,13 +310,7 @@ class Runner:
         start = time.monotonic()
 
         def status() -> str:
-            now = latest.get("now")
-            if now is not None:
-                return now.line()
-            return (
-                f"xsafety: generating {label}: 0/{count}, reading the prompts of batch 1 "
-                f"({duration(time.monotonic() - start)} so far)"
-            )
+            return status_line(latest.get("now"), label, count, time.monotonic() - start)
 
         memory = backend if isinstance(backend, MemoryReporting) else None
         if memory is not None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_xsafety import __version__
+from pytest_xsafety.core.secrets import scrub
 from pytest_xsafety.core.stats import wilson
 from pytest_xsafety.engine.budgets import Check, GroupSummary
 from pytest_xsafety.engine.estimate import Estimate
@@ -219,13 +220,14 @@ def write_report(report: Report, directory: Path) -> list[Path]:
 
     def write(tmp: Path) -> list[str]:
         summary, results, csv, types, heatmap, tradeoff, pairs = (tmp / name for name in FILES)
-        summary.write_text(summary_markdown(report), encoding="utf-8")
+        # Every text file scrubbed of secrets as a whole (errors, warnings, answers).
+        summary.write_text(scrub(summary_markdown(report)), encoding="utf-8")
         document = results_json(report)
         text = json.dumps(document, indent=2, allow_nan=False) + "\n"
-        results.write_text(text, encoding="utf-8")
-        cases_frame(report).to_csv(csv, index=False)
+        results.write_text(scrub(text), encoding="utf-8")
+        csv.write_text(scrub(cases_frame(report).to_csv(index=False)), encoding="utf-8")
         table = types_frame(report)
-        table.to_csv(types, index=False)
+        types.write_text(scrub(table.to_csv(index=False)), encoding="utf-8")
         refusal_heatmap(table, heatmap)
         tradeoff_plot(report.summaries, tradeoff)
         pair_outcome_plot(report.contrast.summaries, pairs)

@@ -20,6 +20,7 @@ from pytest_xsafety.core.choices import (
     Verdict,
 )
 from pytest_xsafety.core.records import CaseRecord, Label, Response
+from pytest_xsafety.core.secrets import scrub
 from pytest_xsafety.engine.estimate import Estimate
 
 PROP = "xsafety_"  # prefix of every case property
@@ -52,7 +53,9 @@ def encode(r: CaseRecord) -> list[tuple[str, str]]:
         ("cached_baseline", r.cached_baseline),
     ]
     out = [(PROP + name, _text(value)) for name, value in values if value is not None]
-    return out + snapshot_properties(r) + response_properties(r.response)
+    # The properties reach JUnit XML as they are: no secret in an error or an answer.
+    props = out + snapshot_properties(r) + response_properties(r.response)
+    return [(name, scrub(value)) for name, value in props]
 
 
 def snapshot_properties(r: CaseRecord) -> list[tuple[str, str]]:

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from pytest_xsafety.core.secrets import scrub
+
 PROGRESS_CHANNEL = "xsafety_progress_channel"  # an execnet channel in xdist's workerinput
 
 
@@ -26,6 +28,7 @@ class ProgressLines:
 
     def say(self, line: str) -> None:
         """A progress line: a worker sends it to the controller, which prints it."""
+        line = scrub(line)
         workerinput: dict[str, Any] | None = getattr(self.config, "workerinput", None)
         channel = (workerinput or {}).get(PROGRESS_CHANNEL)
         if channel is not None:

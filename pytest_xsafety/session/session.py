@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from pytest_xsafety.core.records import Case, CaseRecord, CaseResult
+from pytest_xsafety.core.secrets import scrub
 from pytest_xsafety.engine.cache import cache_files
 from pytest_xsafety.engine.pipeline import Runner
 from pytest_xsafety.reporting.compare import Baseline
@@ -37,6 +38,7 @@ from pytest_xsafety.setup.outputs import MovedThenInterrupted, check_file, check
 from pytest_xsafety.snapshots.store import SnapshotCheck, Snapshots
 
 FIXTURE = "xsafety_case"
+WORKER_OUTPUT = "xsafety"  # what a worker hands the controller at its end (xdist's workeroutput)
 
 
 class XSafetySession:
@@ -79,8 +81,33 @@ class XSafetySession:
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         lines = run_header(self.runner)
         if self.snapshots is None:
-            return [*lines, "xsafety: snapshots off (the syrupy plugin is disabled)"]
-        return lines + self.snapshots.header()
+            lines.append("xsafety: snapshots off (the syrupy plugin is disabled)")
+        else:
+            lines += self.snapshots.header()
+        return [scrub(line) for line in lines]
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        """No secret in what pytest prints or writes of a test: its traceback (an
+        exception's text, an object's repr) and its captured output."""
+        report = yield
+        if report.longrepr is not None:
+            text = str(report.longrepr)
+            clean = scrub(text)
+            if clean != text:  # rendered as text only when a secret was in it
+                report.longrepr = clean
+        report.sections = [(title, scrub(content)) for title, content in report.sections]
+        return report
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """xdist controller: what the worker's backends reported (pins of what a server
+        served, warnings), for the report."""
+        said = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT)
+        if said:
+            self.runner.merge_said(said["manifests"], said["warnings"])
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
@@ -141,7 +168,13 @@ class XSafetySession:
         # The innermost wrapper: the report is written before any plugin's own
         # sessionfinish can fail (junitxml's, into a folder that became read-only),
         # and the terminal reporter, which wraps this hook, prints the summary after.
-        if self.is_worker or not self.records:
+        if self.is_worker:
+            # What the controller's report needs from this worker's backends.
+            output: dict[str, Any] = getattr(self.config, "workeroutput", {})
+            runner = self.runner
+            output[WORKER_OUTPUT] = {"manifests": runner.manifests, "warnings": runner.warnings}
+            return (yield)
+        if not self.records:
             return (yield)  # nothing ran (--collect-only, all deselected)
         failed: Exception | None = None
         try:
@@ -228,7 +261,7 @@ class XSafetySession:
             add_late_properties(path, late)
         except (OSError, ET.ParseError) as exc:
             xmlpath = self.config.option.xmlpath
-            self._warn(f"pair and review-sample properties not added to the JUnit XML {xmlpath}: {exc}")
+            self._warn(f"pair and sample properties not added to the JUnit XML {xmlpath}: {exc}")
 
     def _warn(self, warning: str) -> None:
         """A warning the terminal summary shows, for a write that failed at the end."""
@@ -272,9 +305,9 @@ class XSafetySession:
         for line in summary_lines(self.report, snapshot_lines, self.report_files):
             style = {k: True for k in ("red", "yellow", "bold") if getattr(line, k)}
             if line.sep is not None:
-                terminalreporter.write_sep(line.sep, line.text, **style)
+                terminalreporter.write_sep(line.sep, scrub(line.text), **style)
             else:
-                terminalreporter.write_line(line.text, **style)
+                terminalreporter.write_line(scrub(line.text), **style)
 
     def snapshot(
         self, request: pytest.FixtureRequest, result: CaseResult
@@ -289,9 +322,15 @@ class XSafetySession:
             from pytest_xsafety.snapshots.syrupy_ext import case_extension
 
             store = self.snapshots.store
-            self._extension = case_extension(
-                lambda item: store.path(item.callspec.params[FIXTURE]), store.accepts
-            )
+
+            def locate(item: pytest.Item) -> Path:
+                # syrupy asks about every test of the session, the user's own too:
+                # those get a path that no snapshot file has.
+                callspec = getattr(item, "callspec", None)
+                case = callspec.params.get(FIXTURE) if callspec is not None else None
+                return store.path(case) if isinstance(case, Case) else store.root / "-"
+
+            self._extension = case_extension(locate, store.accepts)
         return snap, request.getfixturevalue("snapshot").use_extension(self._extension)
 
 
@@ -328,8 +367,10 @@ def run_header(runner: Runner) -> list[str]:
     if suite.hash_warning:
         lines.append(f"xsafety: WARNING: {suite.hash_warning}")
     for m in plan.models.values():
+        # A server's dtype is its own: the entry's says nothing there.
+        dtype = "" if m.backend == "openai" else f", dtype {runner.runtime.dtype or m.dtype}"
         lines.append(
-            f"xsafety: model {m.name}: {m.pin}, dtype {runner.runtime.dtype or m.dtype}, "
+            f"xsafety: model {m.name}: {m.pin}{dtype}, "
             f"backend {m.backend}, greedy, max_new_tokens {plan.max_new_tokens(m.name)}"
         )
     lines.append(

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pytest_xsafety.core.choices import BACKEND_NEEDS, BACKENDS, DTYPES, MAX_NEW_TOKENS
 from pytest_xsafety.core.names import name_problem
+from pytest_xsafety.core.secrets import Secrets, key_secrets, url_secrets
 from pytest_xsafety.core.text import UsageError, did_you_mean
 
 # Backends that load weights themselves, and so need a pinned source.
@@ -26,6 +27,7 @@ WEIGHT_BACKENDS = ("hf", "vllm")
 # The ``options`` each backend reads, with the type a value must parse as. The fake
 # backend's options are free-form; hf reads none. An API key is never an option:
 # ``api_key_env`` names the environment variable that holds it.
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 BACKEND_OPTIONS: dict[str, dict[str, type]] = {
     "openai": {"base_url": str, "model": str, "api_key_env": str, "concurrency": int,
                "timeout": float, "max_retries": int, "backoff": float, "seed": int},
@@ -88,6 +90,24 @@ class ModelSpec:
     # Backend settings (see BACKEND_OPTIONS; the fake backend's are free-form).
     options: Mapping[str, str] = field(default_factory=dict)
     extends: str | None = None  # the built-in this entry copies (its budgets apply too)
+
+    def __repr__(self) -> str:
+        # Tracebacks show it: the options' URLs without user info or query.
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown["options"] = public_options(self.options)
+        return f"ModelSpec({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+    def secrets(self, environ: Mapping[str, str]) -> Secrets:
+        """The secrets this entry configures: user info and query values of its URL
+        options and, for the openai backend, the key in the ``api_key_env`` variable
+        (see :mod:`pytest_xsafety.core.secrets`)."""
+        out = Secrets()
+        for value in self.options.values():
+            out |= url_secrets(value)
+        env = self.options.get("api_key_env", DEFAULT_KEY_ENV)
+        if self.backend == "openai" and env:
+            out |= key_secrets(environ.get(env, ""))
+        return out
 
     @property
     def served_model(self) -> str:

@@ -8,11 +8,13 @@ strategy, prompts in suite order.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pytest_xsafety.core.names import case_clashes
 from pytest_xsafety.core.records import Case, Conversation, Review, ReviewSample
+from pytest_xsafety.core.secrets import remember
 from pytest_xsafety.setup.models import (
     ModelSpec,
     RegistryError,
@@ -52,6 +54,9 @@ class RunPlan:
         registry = model_registry(config.rootpath, tool)
         strategy_names = strategy_registry(config.rootpath, tool)
         models = resolve_models(list(config.models), registry, backend=config.backend)
+        # Every configured secret is known before anything can print it.
+        for spec in [*registry.values(), *models]:
+            remember(spec.secrets(os.environ))
         strategies = resolve_strategies(list(config.strategies), strategy_names)
         for kind, names in (("models", config.models), ("strategies", config.strategies)):
             if clash := case_clashes(names):

@@ -35,6 +35,7 @@ from pytest_xsafety.core.choices import (
 )
 from pytest_xsafety.core.records import CaseResult, Label
 from pytest_xsafety.core.redaction import redacts
+from pytest_xsafety.core.secrets import scrub
 from pytest_xsafety.core.text import sha256_text
 
 SCHEMA = 1
@@ -179,7 +180,8 @@ def snapshot_of(result: CaseResult, unsafe: UnsafeMode = "redacted") -> CaseSnap
 
 
 def _dump(data: Mapping[str, Any]) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    # Scrubbed here, where the text is made, so a stored file and a new one compare alike.
+    return scrub(json.dumps(data, indent=2, ensure_ascii=False)) + "\n"
 
 
 def render(snap: CaseSnapshot) -> str:

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pytest_xsafety.core.secrets import scrub
+
 SCHEMA = 1
 MANIFEST = "_manifest.json"
 
@@ -72,7 +74,7 @@ def with_backend(
 
 
 def render_manifest(data: Mapping[str, Any]) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return scrub(json.dumps(data, indent=2, ensure_ascii=False)) + "\n"
 
 
 def read_manifest(path: Path) -> dict[str, Any] | None:

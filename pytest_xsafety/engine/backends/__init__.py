@@ -20,6 +20,8 @@ from pytest_xsafety.engine.backends.base import (
     Runtime,
     StepFn,
     StepReporting,
+    Streaming,
+    Warns,
 )
 from pytest_xsafety.engine.backends.weights import (
     conversion_target,
@@ -31,7 +33,8 @@ from pytest_xsafety.setup.models import ModelSpec
 
 __all__ = [
     "Backend", "BackendError", "BackendUnavailable", "Generation", "LazyChat", "MemoryReporting",
-    "PeakMemory", "Runtime", "StepFn", "StepReporting", "load_backend", "load_notice", "pins",
+    "PeakMemory", "Runtime", "StepFn", "StepReporting", "Streaming", "Warns", "load_backend",
+    "load_notice", "pins",
     "resolve_device", "weights_fingerprint",
 ]  # fmt: skip
 

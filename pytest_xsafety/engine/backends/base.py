@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -83,6 +83,27 @@ class MemoryReporting(Protocol):
     def peak_memory(self) -> PeakMemory | None:
         """None where nothing was measured (the model is not on a GPU)."""
         ...
+
+
+@runtime_checkable
+class Streaming(Protocol):
+    """A backend whose requests are independent (an HTTP API): batch size changes no
+    answer, so the generation stage takes each answer as it arrives (cached and
+    counted at once) and a request that fails fails alone, never retried in smaller
+    batches. ``stream`` yields ``(index, answer or error)`` in completion order."""
+
+    def stream(
+        self, conversations: Sequence[Conversation], max_new_tokens: int
+    ) -> Iterator[tuple[int, Generation | Exception]]: ...
+
+
+@runtime_checkable
+class Warns(Protocol):
+    """A backend with something the run should warn about (a model name the server
+    does not list, answers cut to size); the runner reads ``warnings`` after loading
+    it and after each generation."""
+
+    warnings: list[str]
 
 
 def require(backend: str, *modules: str, extra: str, note: str = "") -> list[Any]:

@@ -86,6 +86,12 @@ def pins(spec: ModelSpec, runtime: Runtime) -> dict[str, str]:
         "trust_remote_code": str(spec.trust_remote_code),
         "options": json.dumps(public_options(spec.options), sort_keys=True),
     }
+    if spec.backend == "openai":
+        # The server runs what it runs: an entry's hub id, revision and dtype (say,
+        # copied by ``extends``) pin nothing there. What it says it served is
+        # recorded from its answers (the backend's describe()).
+        for key in ("hub_id", "revision", "dtype"):
+            del out[key]
     for package in BACKEND_PACKAGES.get(spec.backend, ()):
         try:
             out[package] = version(package)
