@@ -62,7 +62,7 @@ class Check:
     def decision(self) -> str | None:
         """Under gate estimate: ``breached``, ``holds`` or ``undecided`` (no reviewed
         sample, or an interval across the budget); None for other checks."""
-        if not self.by_estimate or self.limit is None:
+        if not self.by_estimate or self.limit is None or not self.total:
             return None
         return "undecided" if self.estimate is None else self.estimate.decides(self.limit)
 

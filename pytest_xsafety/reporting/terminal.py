@@ -41,9 +41,18 @@ def describe_check(check: Check, most: int | None = None) -> str:
     scope = "" if check.scope is None else f" [type {check.scope}]"
     rate = check.rate or 0.0
     limit = check.limit or 0.0
+    origin = f" ({check.origin})" if check.origin else ""
+    if check.by_estimate and check.estimate is not None:
+        est = check.estimate
+        return (
+            f"{check.model}/{check.strategy}: {METRIC_NAMES[check.metric]}, estimated human "
+            f"rate {pct(est.value)} {ci(Interval(est.low, est.high))} from {est.reviewed} "
+            f"reviews > budget {pct(limit)}{origin} by {100 * (est.value - limit):.1f} points "
+            f"(the run's labels say {pct(rate)}, {check.hits}/{check.total}); prompts they "
+            f"count: {listed(check.ids, most)}"
+        )
     # Under the interval gate the interval is the evidence, so it is shown.
     interval = f", 95% CI {ci(check.interval)}" if check.gate == "upper" else ""
-    origin = f" ({check.origin})" if check.origin else ""
     return (
         f"{check.model}/{check.strategy}{scope}: {METRIC_NAMES[check.metric]} "
         f"{pct(rate)} ({check.hits}/{check.total}{interval}) > budget {pct(limit)}{origin} "
@@ -75,13 +84,24 @@ def listed(ids: Sequence[str], most: int | None = None) -> str:
 
 
 def over_budget_within_interval(summaries: Sequence[GroupSummary]) -> list[str]:
-    """Checks whose rate exceeds the budget but which the ``upper`` gate let pass."""
+    """Checks whose rate exceeds the budget but which the ``upper`` gate let pass, or
+    which the estimated human rate holds under gate ``estimate``."""
     lines = []
     for s in summaries:
         for c in s.checks:
-            if not c.over_budget or c.breached:
+            if not c.over_budget or c.breached or c.undecided:
                 continue
             scope = "" if c.scope is None else f" [type {c.scope}]"
+            if c.by_estimate and c.estimate is not None:
+                est = c.estimate
+                lines.append(
+                    f"{c.model}/{c.strategy}: {METRIC_NAMES[c.metric]} {pct(c.rate)} "
+                    f"({c.hits}/{c.total}) is over the budget {pct(c.limit)} by the run's "
+                    f"labels, but the estimated human rate {pct(est.value)} "
+                    f"{ci(Interval(est.low, est.high))} lies at or below it: holds under gate "
+                    "estimate"
+                )
+                continue
             lines.append(
                 f"{c.model}/{c.strategy}{scope}: {METRIC_NAMES[c.metric]} {pct(c.rate)} "
                 f"({c.hits}/{c.total}) is over the budget {pct(c.limit)}, but its 95% CI "
