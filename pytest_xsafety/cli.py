@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from pytest_xsafety import __version__
 from pytest_xsafety.core.records import Decision, Exchange, Label, Review
-from pytest_xsafety.core.text import did_you_mean
+from pytest_xsafety.core.text import UsageError, did_you_mean
 from pytest_xsafety.engine.backends import Runtime
 from pytest_xsafety.engine.classify.agreement import (
     agreement,
@@ -33,13 +34,27 @@ from pytest_xsafety.engine.estimate import (
     simulated_json,
 )
 from pytest_xsafety.reporting.compare import ResultsError, read_results
-from pytest_xsafety.reporting.lastrun import LastCase, LastRunError, read_last_run
+from pytest_xsafety.reporting.lastrun import LastCase, LastRunError
+from pytest_xsafety.reporting.review_cases import (
+    CaseTexts,
+    case_lines,
+    find_run,
+    found_lines,
+    shown_path,
+)
 from pytest_xsafety.setup.models import RegistryError
 from pytest_xsafety.setup.options import default_cache_dir
 from pytest_xsafety.setup.plan import resolve_judge
 from pytest_xsafety.setup.project import model_registry
 from pytest_xsafety.setup.reviews import DEFAULT_FILE as DEFAULT_REVIEWS
 from pytest_xsafety.setup.reviews import REVIEW_LABELS, ReviewsError, add_review, check_path
+from pytest_xsafety.setup.scaffold import (
+    SMOKE_MODEL,
+    TEST_FILE,
+    default_install,
+    init_project,
+    next_steps,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -57,6 +72,8 @@ pytest-xsafety's command line (the test run itself is `pytest --xsafety-model NA
                                exit status for a later CI step
   xsafety review               list the last run's review candidates; with --case ID
                                --label LABEL, pin a human label to that case's response
+  xsafety init                 set up this repository for the gate: the test file,
+                               thresholds.toml, [tool.xsafety] and two workflows
 """
 VERDICT_COUNTS = ("errors", "snapshot_flips", "baseline_flips")
 LABEL_COLUMN = "xsafety_label"
@@ -72,6 +89,7 @@ class CliError(Exception):
 def _parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="xsafety", description=DESCRIPTION, formatter_class=raw)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     classify = sub.add_parser(
         "classify",
@@ -106,7 +124,8 @@ def _parser() -> argparse.ArgumentParser:
         "verdict",
         help="exit 1 when a report's budgets failed, a case errored or a label flipped",
         description="Read the results.json an --xsafety-report run wrote; print what failed. "
-        "Exit 0 when every budget held, no case errored and no label flipped (against the "
+        "Exit 0 when every budget held, every side had a budget (or the run passed "
+        "--xsafety-allow-no-budget), no case errored and no label flipped (against the "
         "snapshots or the baseline run), else 1; under --xsafety-gate estimate an "
         "undecided budget fails too. For CI steps after the test run.",
     )
@@ -119,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-flips", action="store_true", help="do not fail on label flips alone"
     )
     _review_parser(sub)
+    _init_parser(sub)
     return parser
 
 
@@ -152,6 +172,47 @@ def _simulate_arguments(classify: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _init_parser(sub: Any) -> None:
+    init = sub.add_parser(
+        "init",
+        help="set up this repository for the gate: test file, budgets, workflows",
+        description="Write what a repository needs to run the XSTest gate: the suite test "
+        f"file ({TEST_FILE}), thresholds.toml with starting budgets for the models, a "
+        "[tool.xsafety] block in pyproject.toml, and two GitHub workflows (a CPU smoke gate "
+        "on SmolLM2, the GPU gate). A file that exists is left alone (pyproject.toml gets "
+        "the block appended when it has none); a second init changes nothing.",
+    )
+    init.add_argument(
+        "--model", default=SMOKE_MODEL, metavar="NAME[,NAME]",
+        help="the models to gate: built-in, or under [tool.xsafety.models.NAME] in "
+        f"./pyproject.toml (default: {SMOKE_MODEL})",
+    )  # fmt: skip
+    init.add_argument(
+        "--test-file", type=Path, default=TEST_FILE,
+        help=f"where the suite test file goes (default: {TEST_FILE})",
+    )  # fmt: skip
+    init.add_argument(
+        "--install", metavar="SPEC",
+        help="what the workflows pip install (default: this installation's git URL when "
+        "it came from one, else pytest-xsafety[hf])",
+    )  # fmt: skip
+
+
+def _init(args: argparse.Namespace) -> int:
+    root = Path.cwd()
+    models = [m.strip() for m in args.model.split(",") if m.strip()]
+    if not models:
+        raise CliError("--model: give at least one model name")
+    install = args.install or default_install()
+    try:
+        written = init_project(root, models, install, args.test_file)
+    except UsageError as exc:
+        raise CliError(str(exc)) from None
+    for line in next_steps(root, written, models, install):
+        print(line)
+    return 0
+
+
 def _review_parser(sub: Any) -> None:
     review = sub.add_parser(
         "review",
@@ -168,28 +229,41 @@ def _review_parser(sub: Any) -> None:
     )
     review.add_argument("--note", default="", help="why (kept in the reviews file)")
     review.add_argument(
-        "--cache-dir", type=Path, default=Path(".pytest_cache"),
-        help="pytest's cache directory, where the run recorded its cases (default: "
-        ".pytest_cache)",
+        "--cache-dir", type=Path,
+        help="pytest's cache directory where the run recorded its cases (default: the "
+        "newest run's among ./.pytest_cache and those above and below this folder; "
+        "the listing says which it read)",
     )  # fmt: skip
     review.add_argument(
         "--reviews", type=Path, help="the reviews file (default: the one the last run used)"
     )
+    review.add_argument(
+        "--show-unsafe", action="store_true",
+        help="also print the responses to unsafe prompts (withheld by default: they may be "
+        "the harmful text the suite probes for, and listings end up in logs)",
+    )  # fmt: skip
 
 
 def _review(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
+    start = Path.cwd()
     try:
-        used, cases = read_last_run(args.cache_dir)
-        path: Path = args.reviews or used
+        found = find_run(start, args.cache_dir)
+        # A case reviewed by id is looked up in the newest run that holds it: another
+        # project's later run (pytest suites after pytest examples/x) does not hide it.
+        run = found.holding(args.case) if args.case else found.run
+        cases = run.cases
+        path: Path = args.reviews or run.reviews
         check_path(path)
     except (LastRunError, ReviewsError) as exc:
         raise CliError(str(exc)) from None
     if args.case is None:
         if args.label is not None:
             raise CliError("--label needs --case ID: which case to label")
-        return _candidates(cases)
+        for line in found_lines(found, start):
+            print(line)
+        return _candidates(cases, CaseTexts(found.run), args.show_unsafe)
     if args.label is None:
         raise CliError(f"--case {args.case}: give --label, one of {_choices()}")
     case = cases.get(args.case)
@@ -209,7 +283,8 @@ def _review(args: argparse.Namespace) -> int:
     size = "" if case.chars is None else f"{case.chars} chars, "
     print(
         f"{case.case_id}: {label.value} pinned to its response ({size}sha256 "
-        f"{case.response_sha256[:12]}; {said}) in {path}. Later runs use it while the "
+        f"{case.response_sha256[:12]}; {said}) in {shown_path(path, start)}. Later runs use "
+        "it while the "
         "response stays the same."
     )
     return 0
@@ -219,8 +294,9 @@ def _choices(sep: str = ", ") -> str:
     return sep.join(label.value for label in REVIEW_LABELS)
 
 
-def _candidates(cases: Mapping[str, LastCase]) -> int:
-    """The last run's uncertain labels and stale reviews, each with its command."""
+def _candidates(cases: Mapping[str, LastCase], texts: CaseTexts, show_unsafe: bool) -> int:
+    """The last run's uncertain labels and stale reviews, each with its prompt, its
+    response (an unsafe prompt's only with --show-unsafe) and the command that reviews it."""
     stale = [c for c in cases.values() if c.review == "stale"]
     unsure = [c for c in cases.values() if c.uncertain and c.review is None]
     if not stale and not unsure:
@@ -231,7 +307,11 @@ def _candidates(cases: Mapping[str, LastCase]) -> int:
     for c in stale + unsure:
         why = "review no longer applies" if c.review == "stale" else "uncertain"
         print(f"  {c.case_id}: {c.label.value} ({why})")
+        for line in case_lines(c, texts, show_unsafe):
+            print(line)
         print(f"    xsafety review --case {c.case_id} --label {{{_choices(',')}}}")
+    for problem in dict.fromkeys(texts.problems):
+        print(f"note: {problem}")
     return 0
 
 
@@ -265,6 +345,10 @@ def _verdict(args: argparse.Namespace) -> int:
     failures += [f"budget undecided: {u}" for u in undecided]
     if errors:
         failures.append(f"{errors} case(s) errored")
+    # A report from before the field has none: its groups' verdicts said "no budget".
+    ungated = "; ".join(str(g) for g in v.get("not_gated") or [])
+    if ungated and not v.get("allow_no_budget"):
+        failures.append(f"not gated: no budget for {ungated}")
     flipped = [f"{n} label flip(s) against {what}" for what, n in flips.items() if n]
     if not args.allow_flips:
         failures += flipped
@@ -274,7 +358,13 @@ def _verdict(args: argparse.Namespace) -> int:
         print(f"FAIL: {line}")
     if not failures:
         notes = f" ({'; '.join(flipped)}, allowed)" if flipped else ""
-        print(f"ok: every budget holds, no case errored{notes}")
+        if ungated:
+            print(
+                "not gated (the run passed --xsafety-allow-no-budget): no budget for "
+                f"{ungated}; no budget that is set was exceeded, no case errored{notes}"
+            )
+        else:
+            print(f"ok: every budget holds, no case errored{notes}")
     return 1 if failures else 0
 
 
@@ -428,6 +518,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _verdict(args)
         if args.command == "review":
             return _review(args)
+        if args.command == "init":
+            return _init(args)
     except CliError as exc:
         print(f"xsafety {args.command}: error: {exc}", file=sys.stderr)
         return 2

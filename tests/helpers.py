@@ -137,8 +137,10 @@ def make_report(
     gate: Gate = "point",
     baseline: Path | None = None,
     prompts: Sequence[Prompt] = (),
+    budgets: str = THRESHOLDS,
+    allow_no_budget: bool = False,
 ) -> Report:
-    thresholds = parse_thresholds(THRESHOLDS, "thresholds.toml")
+    thresholds = parse_thresholds(budgets, "thresholds.toml")
     info = RunInfo(
         suite_name="tiny",
         suite_source="tiny.csv",
@@ -155,6 +157,7 @@ def make_report(
         thresholds="thresholds.toml",
         gate=gate,
         created="2026-01-01T00:00:00+00:00",
+        allow_no_budget=allow_no_budget,
     )
     loaded = load_baseline(baseline) if baseline else None
     return build_report(info, records, thresholds, loaded, prompts)

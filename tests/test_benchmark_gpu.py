@@ -61,7 +61,7 @@ def test_tiny_run_reports_speed_bound_and_batch_dependence(tmp_path: Path) -> No
 WORKFLOW_COMMAND = (
     'pytest suites -p no:cacheprovider --xsafety-model "${{ matrix.model }}" '
     '--xsafety-strategy "$XSAFETY_STRATEGIES" '
-    "--xsafety-suite ../shared/data/xstest/xstest_prompts.csv --xsafety-device cuda "
+    "--xsafety-suite=../shared/data/xstest/xstest_prompts.csv --xsafety-device cuda "
     '--xsafety-cache-dir "$XSAFETY_CACHE_DIR" --xsafety-report "../report/${{ matrix.model }}" '
     '--junitxml "../report/${{ matrix.model }}/junit.xml" "${baseline[@]}"'
 )

@@ -192,7 +192,7 @@ def test_classify_writes_into_the_current_directory_by_default(
     assert not (data / "in.labelled.csv").exists()
 
 
-@pytest.mark.parametrize("command", [[], ["classify"], ["verdict"]])
+@pytest.mark.parametrize("command", [[], ["classify"], ["verdict"], ["review"], ["init"]])
 def test_help_is_plain_text(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main([*command, "--help"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -36,7 +37,7 @@ SHA = "a" * 64
 
 
 def test_the_strata_files_name_are_the_estimators() -> None:
-    assert STRATA == tuple(stratum_name(s) for s in ALL_STRATA)
+    assert tuple(stratum_name(s) for s in ALL_STRATA) == STRATA
 
 
 # The reviews file keeps each group's sample -------------------------------------------
@@ -135,7 +136,7 @@ def _report(
     return build_report(info, records, thresholds, samples=samples)
 
 
-def _texts(report: Report) -> tuple[str, str, dict[str, object]]:
+def _texts(report: Report) -> tuple[str, str, dict[str, Any]]:
     terminal = "\n".join(line.text for line in summary_lines(report))
     document = results_json(report)
     jsonschema.validate(document, json.loads(SCHEMA_FILE.read_text()))
@@ -152,13 +153,14 @@ def test_a_fully_reviewed_group_shows_the_human_rate_in_every_output() -> None:
         "sampled reviews; unsafe compliance: classifier 0.0%, estimated 0.0% [0.0%, 0.0%] "
         "from 20 of 20 sampled reviews"
     ) in terminal
-    group = document["groups"][0]  # type: ignore[index]
+    group = document["groups"][0]
     estimate = group["estimate"]["safe_refusal"]
     assert (estimate["value"], estimate["low"], estimate["high"]) == (0.2, 0.2, 0.2)
-    assert estimate["classifier_rate"] == 0.1 and estimate["reviewed"] == 40
+    assert estimate["classifier_rate"] == 0.1
+    assert estimate["reviewed"] == 40
     assert group["review_sample"] == 40
     assert "| 20.0% [20.0%, 20.0%], 40 reviews |" in markdown
-    cases = document["cases"]  # type: ignore[index]
+    cases = document["cases"]
     assert {c["sampled"] for c in cases} == {True}
     assert {c["stratum"] for c in cases} == {
         "safe/refused/sure",
@@ -175,10 +177,10 @@ def test_without_a_sample_every_output_says_the_rates_are_the_classifiers() -> N
         "draws one; README: Estimated rates)"
     ) in terminal
     assert "These rates are the classifier's alone: no group has a review sample" in markdown
-    group = document["groups"][0]  # type: ignore[index]
+    group = document["groups"][0]
     assert group["estimate"] == {"safe_refusal": None, "unsafe_compliance": None}
     assert group["review_sample"] is None
-    assert {c["sampled"] for c in document["cases"]} == {None}  # type: ignore[index]
+    assert {c["sampled"] for c in document["cases"]} == {None}
 
 
 def test_gate_estimate_breaches_on_the_human_rate_the_classifier_hides() -> None:
@@ -219,7 +221,7 @@ def test_gate_estimate_breaches_on_the_human_rate_the_classifier_hides() -> None
         "prompts they count: 1, 2, 3,"
     ) in terminal
     assert "undecided" not in terminal  # the unsafe side has no case: nothing to decide
-    check = next(c for c in document["groups"][0]["checks"] if c["metric"] == "safe_refusal")  # type: ignore[index]
+    check = next(c for c in document["groups"][0]["checks"] if c["metric"] == "safe_refusal")
     assert check["decision"] == "breached"
 
 
@@ -235,7 +237,7 @@ def test_gate_estimate_without_a_reviewed_sample_is_undecided_and_fails() -> Non
     assert "budgets undecided (gate estimate)" in terminal
     assert "all budgets hold" not in terminal
     assert "2 budget(s) undecided: review more" in markdown
-    assert document["verdict"]["undecided"] == report.undecided  # type: ignore[index]
+    assert document["verdict"]["undecided"] == report.undecided
 
 
 def test_gate_estimate_undecided_says_how_many_more_reviews_decide_it() -> None:
@@ -252,7 +254,8 @@ def test_gate_estimate_undecided_says_how_many_more_reviews_decide_it() -> None:
         in undecided[0]
     )
     check = next(c for s in report.summaries for c in s.checks if c.metric == "safe_refusal")
-    assert check.more_reviews is not None and 0 < check.more_reviews <= 30
+    assert check.more_reviews is not None
+    assert 0 < check.more_reviews <= 30
     assert undecided[0].endswith(
         f"more reviews would decide it: xsafety review --sample {40 + check.more_reviews}"
     )

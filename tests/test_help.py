@@ -17,8 +17,8 @@ FLAGS = [
     "--xsafety-max-new-tokens", "--xsafety-batch-size", "--xsafety-dtype", "--xsafety-backend",
     "--xsafety-device", "--xsafety-seed", "--xsafety-cache-dir", "--xsafety-no-cache",
     "--xsafety-snapshot-dir", "--xsafety-drift", "--xsafety-snapshot-unsafe", "--xsafety-gate",
-    "--xsafety-report", "--xsafety-reviews", "--xsafety-baseline", "--xsafety-progress",
-    "--xsafety-report-unsafe",
+    "--xsafety-allow-no-budget", "--xsafety-report", "--xsafety-reviews", "--xsafety-baseline",
+    "--xsafety-progress", "--xsafety-report-unsafe",
 ]  # fmt: skip
 
 

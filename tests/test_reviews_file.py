@@ -150,7 +150,7 @@ def test_a_last_run_with_a_bad_answer_hash_is_refused(
     capsys.readouterr()
     assert review(tmp_path, "--case", CASES[0], "--label", "full_refusal") == 2
     assert capsys.readouterr().err == (
-        "xsafety review: error: .pytest_cache/v/xsafety/last-run: malformed "
+        f"xsafety review: error: {tmp_path}/.pytest_cache/v/xsafety/last-run: malformed "
         f"(ValueError: case {CASES[0]}: response_sha256 'short' is not a sha256); rerun pytest\n"
     )
     assert not (tmp_path / "xsafety-reviews.toml").exists()

@@ -155,5 +155,13 @@ def test_local_path_and_template_override(fake_vllm: FakeVLLM) -> None:
 
 def test_missing_vllm_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm raises ImportError
-    with pytest.raises(BackendError, match=r"pip install 'pytest-xsafety\[vllm\]'"):
+    # Not installed from a checkout or a git URL: the name, and how to install it from
+    # the repository until it is on PyPI.
+    monkeypatch.setattr("pytest_xsafety.core.install.direct_url", lambda: None)
+    with pytest.raises(BackendError) as info:
         load_backend(big_model(), runtime())
+    assert str(info.value).endswith(
+        "pip install 'pytest-xsafety[vllm]' (until it is on PyPI: from a checkout, pip "
+        "install -e 'PATH/TO/pytest-xsafety[vllm]'; or from its git repository, pip install "
+        "'pytest-xsafety[vllm] @ git+URL')"
+    )

@@ -40,3 +40,26 @@ def test_gpu_workflow_runs_on_the_documented_runners_and_gates() -> None:
         'xsafety verdict "../report/${{ matrix.model }}/results.json"',
     ):
         assert needle in GPU, needle
+
+
+def _commands(text: str) -> list[str]:
+    """The lines of ``text`` that run pytest or set a suite (code, not prose)."""
+    return [line for line in text.splitlines() if "--xsafety-suite" in line]
+
+
+def test_commands_give_the_suite_with_an_equals_sign() -> None:
+    # `--xsafety-suite PATH` counts PATH as a path to test when pytest picks the rootdir
+    # (README, Options): every command CI runs or the README shows uses the = form.
+    texts = {
+        ".ci/run": (ROOT / ".ci" / "run").read_text(),
+        "ci.yml": (WORKFLOWS / "ci.yml").read_text(),
+        "gpu.yml": GPU,
+        "docs/reproduce.md": (ROOT / "docs" / "reproduce.md").read_text(),
+    }
+    blocks = re.findall(r"^```[a-z]*\n(.*?)^```", README, flags=re.S | re.M)
+    texts["README code"] = "\n".join(blocks)
+    for name, text in texts.items():
+        lines = _commands(text)
+        assert lines, name
+        spaced = [line for line in lines if re.search(r"--xsafety-suite [^|]", line)]
+        assert not spaced, (name, spaced)

@@ -377,3 +377,5 @@ class RunInfo:
     unsafe_responses: str = "redacted"  # or "full"
     created: str = ""  # ISO 8601, UTC
     warnings: Sequence[str] = field(default_factory=tuple)
+    # --xsafety-allow-no-budget: a side without a budget is reported, not failed.
+    allow_no_budget: bool = False

@@ -128,6 +128,31 @@ class ResponseCache:
         self.conn.close()
 
 
+def read_texts(cache_dir: Path, keys: Iterable[str]) -> dict[str, str]:
+    """The cached texts of ``keys``, read only: for showing a response after the run.
+    A missing or unreadable database gives nothing (never created, moved or repaired)."""
+    path = cache_dir / FILENAME
+    wanted = list(dict.fromkeys(keys))
+    if not wanted or not path.is_file():
+        return {}
+    out: dict[str, str] = {}
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
+    except sqlite3.Error:
+        return {}
+    try:
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = conn.execute(f"SELECT key, text FROM responses WHERE key IN ({marks})", chunk)
+            out.update((str(k), str(t)) for k, t in rows)
+    except sqlite3.Error:
+        return out
+    finally:
+        conn.close()
+    return out
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=60.0)
     try:

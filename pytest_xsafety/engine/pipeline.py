@@ -488,6 +488,35 @@ class Runner:
         self._cached_baselines[model] = found
         return found
 
+    def answer_keys(self, records: Sequence[CaseRecord]) -> dict[str, str]:
+        """Each record's final answer's key in the response cache, by case id, so that
+        ``xsafety review`` can show the text the run kept no copy of. An interactive
+        case's second turn holds its first answer: that one is read from the cache.
+        Empty under --xsafety-no-cache (nothing to find the text in)."""
+        cache = self.cache
+        if cache is None:
+            return {}
+        cases = {c.case_id: c for c in self.plan.cases}
+        firsts: dict[str, Request] = {}
+        keys: dict[str, str] = {}
+        for r in records:
+            case = cases.get(r.case_id)
+            if case is None or r.label is None:
+                continue
+            firsts[r.case_id] = first = self._request(case, self.plan.conversation(case))
+            if (r.turns or 1) == 1:
+                keys[r.case_id] = first.key
+        later = [cid for cid in firsts if cid not in keys]
+        answers = cache.get_many(firsts[cid].key for cid in later) if later else {}
+        for cid in later:
+            case, first = cases[cid], firsts[cid]
+            answer = answers.get(first.key)
+            if answer is not None:
+                strategy = self.plan.strategies[case.strategy]
+                turn = strategy.follow_up(case.prompt.text, first.conversation, answer.text)
+                keys[cid] = self._request(case, turn).key
+        return keys
+
     def summarise(self, records: Sequence[CaseRecord]) -> list[GroupSummary]:
         return summarise_with_pairs(
             records, self.plan.suite.pairs, self.plan.thresholds, self.config.gate,
@@ -515,4 +544,5 @@ class Runner:
             unsafe_responses=self.config.report_unsafe,
             created=datetime.now(UTC).isoformat(timespec="seconds"),
             warnings=tuple(self.warnings),
+            allow_no_budget=self.config.allow_no_budget,
         )

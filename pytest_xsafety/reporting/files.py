@@ -111,6 +111,8 @@ def _verdict_json(report: Report) -> dict[str, Any]:
         "snapshot_flips": report.snapshot_count("flip"),
         "snapshot_drift": report.snapshot_count("drift"),
         "baseline_flips": report.baseline_flips,
+        "not_gated": report.not_gated,
+        "allow_no_budget": report.info.allow_no_budget,
     }
 
 
@@ -126,6 +128,7 @@ def _group_json(report: Report, s: GroupSummary) -> dict[str, Any]:
         "safe_refusal": rate_json(s.safe_full_refusal + s.safe_partial_refusal, s.safe),
         "unsafe_compliance": rate_json(s.unsafe_compliance, s.unsafe),
         "verdict": group_verdict(s),
+        "not_gated": list(s.not_gated),
         "review_sample": s.sample_size,
         "estimate": {
             "safe_refusal": estimate_json(s.estimate_of("safe")),
@@ -228,7 +231,7 @@ def write_report(report: Report, directory: Path) -> list[Path]:
         csv.write_text(scrub(cases_frame(report).to_csv(index=False)), encoding="utf-8")
         table = types_frame(report)
         types.write_text(scrub(table.to_csv(index=False)), encoding="utf-8")
-        refusal_heatmap(table, heatmap)
+        refusal_heatmap(table, heatmap, report.summaries)
         tradeoff_plot(report.summaries, tradeoff)
         pair_outcome_plot(report.contrast.summaries, pairs)
         return list(FILES)

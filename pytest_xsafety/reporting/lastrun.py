@@ -3,14 +3,17 @@
 After each run the controller stores, under the cache key :data:`KEY` (pytest
 writes it to ``.pytest_cache/v/xsafety/last-run``, as stepwise keeps its state),
 every case's label, where it came from, the uncertain flag and its final answer's
-sha256 and length: what a review pins a label to. No response text is kept.
+sha256 and length: what a review pins a label to. No response or prompt text is
+kept: the record says where the texts are instead, so that a review can show them
+(:mod:`pytest_xsafety.reporting.review_cases`): the suite file (path and sha256),
+the response cache folder and each case's request key, and the report folder.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,9 @@ class LastCase:
     classifier: str
     review: str | None = None
     classifier_label: Label | None = None
+    prompt_id: str = ""
+    suite_sha256: str | None = None  # which suite file holds the prompt's text
+    request_key: str | None = None  # the final answer's key in the response cache
 
     @property
     def classifier_said(self) -> Label:
@@ -42,11 +48,32 @@ class LastCase:
         return self.classifier_label if self.classifier_label is not None else self.label
 
 
-def last_run(records: Sequence[CaseRecord], reviews: Path, earlier: Any = None) -> dict[str, Any]:
-    """The cache value: the cases that got a label and an answer, and the reviews file;
-    cases of the ``earlier`` value that did not run again are kept."""
+@dataclass(frozen=True)
+class RunSources:
+    """Where one run's texts are: nothing here is text itself."""
+
+    created: str = ""  # ISO 8601, UTC
+    rootdir: str = ""
+    suite: str = ""  # the suite file's absolute path
+    suite_sha256: str = ""
+    cache_dir: str | None = None  # None under --xsafety-no-cache
+    report: str | None = None  # the --xsafety-report folder, when one was written
+    keys: Mapping[str, str] = field(default_factory=dict)  # case id -> request key
+
+
+def last_run(
+    records: Sequence[CaseRecord],
+    reviews: Path,
+    earlier: Any = None,
+    sources: RunSources | None = None,
+) -> dict[str, Any]:
+    """The cache value: the cases that got a label and an answer, the reviews file and
+    where the texts are; cases of the ``earlier`` value that did not run again are kept
+    (with the suite, cache and report folders they name)."""
+    src = sources or RunSources()
     same = isinstance(earlier, dict) and earlier.get("schema") == SCHEMA
-    cases: dict[str, Any] = dict(earlier.get("cases") or {}) if same else {}
+    old: Mapping[str, Any] = earlier if same else {}
+    cases: dict[str, Any] = dict(old.get("cases") or {})
     for r in records:
         if r.label is None or r.response is None:
             continue
@@ -60,17 +87,57 @@ def last_run(records: Sequence[CaseRecord], reviews: Path, earlier: Any = None) 
             "classifier": r.classifier,
             "review": r.review,
             "classifier_label": None if r.classifier_label is None else r.classifier_label.value,
+            "prompt_id": r.prompt_id,
+            "suite_sha256": src.suite_sha256 or None,
+            "request_key": src.keys.get(r.case_id),
         }
-    return {"schema": SCHEMA, "reviews": str(reviews), "cases": cases}
+    suites = dict(old.get("suites") or {})
+    if src.suite_sha256:
+        suites[src.suite_sha256] = src.suite
+    return {
+        "schema": SCHEMA,
+        "reviews": str(reviews),
+        "created": src.created,
+        "rootdir": src.rootdir,
+        "suites": suites,
+        # Newest first: a case merged from an earlier run may be in an older folder.
+        "cache_dirs": _newest_first(src.cache_dir, old.get("cache_dirs")),
+        "reports": _newest_first(src.report, old.get("reports")),
+        "cases": cases,
+    }
+
+
+def _newest_first(new: str | None, old: Any) -> list[str]:
+    earlier = [str(p) for p in old] if isinstance(old, list) else []
+    return list(dict.fromkeys([*([new] if new else []), *earlier]))[:5]
 
 
 class LastRunError(ValueError):
     """No usable record of a last run."""
 
 
-def read_last_run(cache_dir: Path) -> tuple[Path, dict[str, LastCase]]:
-    """The reviews file and cases the last run in ``cache_dir`` (a ``.pytest_cache``) kept."""
-    path = cache_dir / "v" / KEY
+@dataclass(frozen=True)
+class LastRun:
+    """A run's record as read back: its cases and where their texts are."""
+
+    path: Path  # the record's file
+    reviews: Path
+    cases: dict[str, LastCase]
+    created: str = ""
+    rootdir: str = ""
+    suites: Mapping[str, str] = field(default_factory=dict)  # sha256 -> path
+    cache_dirs: tuple[str, ...] = ()
+    reports: tuple[str, ...] = ()
+
+
+def record_path(cache_dir: Path) -> Path:
+    """Where a ``.pytest_cache`` folder keeps the record."""
+    return cache_dir / "v" / KEY
+
+
+def read_last_run(cache_dir: Path) -> LastRun:
+    """The record the last run in ``cache_dir`` (a ``.pytest_cache``) kept."""
+    path = record_path(cache_dir)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -84,7 +151,16 @@ def read_last_run(cache_dir: Path) -> tuple[Path, dict[str, LastCase]]:
         raise LastRunError(f"{path}: not a record this version reads; rerun pytest")
     try:
         cases = {cid: _case(cid, c) for cid, c in doc["cases"].items()}
-        return Path(doc["reviews"]), cases
+        return LastRun(
+            path=path,
+            reviews=Path(doc["reviews"]),
+            cases=cases,
+            created=str(doc.get("created") or ""),
+            rootdir=str(doc.get("rootdir") or ""),
+            suites={str(k): str(v) for k, v in (doc.get("suites") or {}).items()},
+            cache_dirs=tuple(str(p) for p in doc.get("cache_dirs") or ()),
+            reports=tuple(str(p) for p in doc.get("reports") or ()),
+        )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         why = f"{type(exc).__name__}: {exc}"
         raise LastRunError(f"{path}: malformed ({why}); rerun pytest") from None
@@ -106,4 +182,8 @@ def _case(case_id: str, c: Mapping[str, Any]) -> LastCase:
         classifier=str(c["classifier"]),
         review=c.get("review"),
         classifier_label=Label.parse(by_classifier) if by_classifier else None,
+        # Records from before these fields: the id's last part is the prompt id.
+        prompt_id=str(c.get("prompt_id") or case_id.rsplit("/", 1)[-1]),
+        suite_sha256=c.get("suite_sha256"),
+        request_key=c.get("request_key"),
     )

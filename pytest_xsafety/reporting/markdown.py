@@ -23,11 +23,13 @@ from pytest_xsafety.reporting.terminal import (
     estimate_cell,
     group_limit,
     group_verdict,
+    not_gated_line,
     over_budget_within_interval,
     pct,
     review_lines,
     study_cells,
     uncertain_line,
+    verdict_cell,
 )
 
 if TYPE_CHECKING:
@@ -83,16 +85,23 @@ def verdict_section(report: Report) -> list[str]:
     undecided = report.undecided
     # The models in the headline: a matrix of jobs posts one comment per model.
     title = f"pytest-xsafety · {', '.join(m.name for m in info.models)}"
+    ungated = not_gated_line(report.summaries, info.allow_no_budget)
     if breaches:
         head = f"## ❌ {title}: {len(breaches)} budget(s) exceeded"
     elif undecided:
         head = f"## ❌ {title}: {len(undecided)} budget(s) undecided: review more"
     elif report.errors:
         head = f"## ❌ {title}: {report.errors} case(s) errored"
+    elif report.fails_ungated:
+        head = f"## ❌ {title}: not gated, no budget for {len(report.not_gated)} group(s)"
+    elif ungated is not None:
+        head = f"## ⚠️ {title}: not gated, no budget for {len(report.not_gated)} group(s)"
     else:
         head = f"## ✅ {title}: all budgets hold"
     bullets = [f"- **{b}**" for b in breaches]
     bullets += [f"- **{u}**" for u in undecided]
+    if ungated is not None:
+        bullets.append(f"- {ungated}")
     bullets += [f"- {line}" for line in over_budget_within_interval(report.summaries)]
     if report.errors:
         bullets += [f"- {line}" for line in error_lines(report.records)]
@@ -123,6 +132,8 @@ def rates_section(report: Report) -> list[str]:
     ]  # fmt: skip
     for s in report.summaries:
         verdict = group_verdict(s).replace("fail", "**FAIL**")
+        if s.cases and s.not_gated and not s.breaches:
+            verdict = verdict_cell(s)
         extra = [f"{n} {what}" for n, what in ((s.unscored, "unscored"),
                  (report.errors_in(s.model, s.strategy), "errored")) if n]  # fmt: skip
         refused = s.safe_full_refusal + s.safe_partial_refusal

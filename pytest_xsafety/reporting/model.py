@@ -20,7 +20,7 @@ from pytest_xsafety.engine.contrast import (
     with_pair_outcomes,
 )
 from pytest_xsafety.reporting.compare import Baseline, GroupChange, compare, mark
-from pytest_xsafety.reporting.terminal import breach_lines, undecided_lines
+from pytest_xsafety.reporting.terminal import breach_lines, not_gated_groups, undecided_lines
 from pytest_xsafety.setup.pairs import contrast_pairs
 from pytest_xsafety.setup.thresholds import Thresholds
 
@@ -59,8 +59,21 @@ class Report:
         return undecided_lines(self.summaries)
 
     @property
+    def not_gated(self) -> list[str]:
+        """Per model x strategy with a side no budget gates: the group and those rates."""
+        return not_gated_groups(self.summaries)
+
+    @property
+    def fails_ungated(self) -> bool:
+        """A side has no budget and --xsafety-allow-no-budget was not given: the run fails
+        (a gate with nothing to gate must not pass)."""
+        return bool(self.not_gated) and not self.info.allow_no_budget
+
+    @property
     def passed(self) -> bool:
-        return not self.breaches and not self.errors and not self.undecided
+        return (
+            not self.breaches and not self.errors and not self.fails_ungated and not self.undecided
+        )
 
     def snapshot_count(self, status: str) -> int:
         return sum(1 for r in self.records if r.snapshot == status)

@@ -19,6 +19,7 @@ from pytest_xsafety.reporting.terminal import (
     change_lines,
     error_lines,
     estimate_lines,
+    not_gated_line,
     over_budget_within_interval,
     pct,
     review_lines,
@@ -116,7 +117,8 @@ def _response_notes(report: Report) -> list[Line]:
 
 
 def _problems(report: Report) -> list[Line]:
-    """Errors, warnings, breaches and unscored cases; or that every budget holds."""
+    """Errors, warnings, breaches, unscored cases and sides no budget gates; or that
+    every budget holds, said only when every side of every group was judged."""
     out = []
     out += [Line(s, red=True) for s in error_lines(report.records)]
     out += [Line(f"xsafety: WARNING: {w}", yellow=True) for w in report.info.warnings]
@@ -133,10 +135,20 @@ def _problems(report: Report) -> list[Line]:
         for s in report.summaries
         if s.unscored
     ]
+    allowed = report.info.allow_no_budget
+    ungated = not_gated_line(report.summaries, allowed)
+    if ungated is not None:
+        out.append(Line(ungated, red=not allowed, yellow=allowed))
     judged = [s for s in report.summaries if s.cases]
-    if not breaches and not undecided and judged:
-        rates = ", ".join(f"{s.model}/{s.strategy} {pct(s.safe_refusal_rate)}" for s in judged)
-        out.append(Line(f"all budgets hold (safe refusal: {rates})"))
-    elif not judged:
+    if not judged:
         out.append(Line("no budget could be judged: no case generated", red=True))
+    elif not breaches and report.errors:
+        out.append(
+            Line(f"no budget exceeded by the cases that generated, but {report.errors} "
+                 "case(s) errored and were not judged: the run fails", red=True)
+        )  # fmt: skip
+    elif not breaches and not undecided and any(s.has_budget for s in judged):
+        rates = ", ".join(f"{s.model}/{s.strategy} {pct(s.safe_refusal_rate)}" for s in judged)
+        holds = "all budgets hold" if ungated is None else "the budgets that are set hold"
+        out.append(Line(f"{holds} (safe refusal: {rates})"))
     return out

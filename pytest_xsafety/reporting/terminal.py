@@ -111,16 +111,66 @@ def over_budget_within_interval(summaries: Sequence[GroupSummary]) -> list[str]:
 
 
 def group_verdict(s: GroupSummary) -> str:
+    """``fail``, ``no budget`` (a side with cases has none: not gated), ``ok`` or
+    ``none generated``: the group's word in every output."""
     if not s.cases:
         return NONE_GENERATED
     if s.breaches:
         return "fail"
     if s.undecided:
         return "undecided"
-    return "ok" if s.has_budget else "no budget"
+    return NO_BUDGET if s.not_gated else "ok"
 
 
 NONE_GENERATED = "none generated"  # every case of the group errored: nothing to judge
+NO_BUDGET = "no budget"
+SIDE_NAMES = {"safe_refusal": "safe", "unsafe_compliance": "unsafe"}
+NO_BUDGET_FIX = (
+    "set safe_refusal_max and unsafe_compliance_max in thresholds.toml ([defaults] or "
+    "[models.NAME]; `xsafety init` writes one), or pass --xsafety-allow-no-budget to report "
+    "them without gating"
+)
+
+
+def verdict_cell(s: GroupSummary) -> str:
+    """The verdict column: ``ok``, ``FAIL (1 budget)``, ``no budget (unsafe)`` ..."""
+    verdict = group_verdict(s)
+    if verdict == "fail":
+        return f"FAIL ({len(s.breaches)} budget{'s' if len(s.breaches) > 1 else ''})"
+    if verdict == NO_BUDGET:
+        return f"{NO_BUDGET} ({', '.join(SIDE_NAMES[m] for m in s.not_gated)})"
+    if verdict == "undecided":
+        return "UNDECIDED (review more)"
+    return verdict
+
+
+def not_gated_groups(summaries: Sequence[GroupSummary]) -> list[str]:
+    """``fake/baseline: safe refusal 40.0% (4/10), unsafe compliance 0.0% (0/8)``: per
+    model x strategy, the sides that have cases but no budget, with their rates."""
+    lines = []
+    for s in summaries:
+        if not s.cases or not s.not_gated:
+            continue
+        refused = s.safe_full_refusal + s.safe_partial_refusal
+        counts = {"safe_refusal": (refused, s.safe),
+                  "unsafe_compliance": (s.unsafe_compliance, s.unsafe)}  # fmt: skip
+        sides = ", ".join(
+            f"{METRIC_NAMES[m]} {pct(counts[m][0] / counts[m][1])} ({counts[m][0]}/{counts[m][1]})"
+            for m in s.not_gated
+        )
+        lines.append(f"{s.model}/{s.strategy}: {sides}")
+    return lines
+
+
+def not_gated_line(summaries: Sequence[GroupSummary], allowed: bool) -> str | None:
+    """The one line that says what no budget gates; None when every side is gated."""
+    groups = not_gated_groups(summaries)
+    if not groups:
+        return None
+    what = f"no budget for {'; '.join(groups)}"
+    if allowed:
+        return f"not gated (--xsafety-allow-no-budget): {what}; these rates judge nothing"
+    return f"not gated, so the run fails: {what}; {NO_BUDGET_FIX}"
 
 
 def error_lines(records: Sequence[CaseRecord]) -> list[str]:
@@ -288,16 +338,7 @@ def summary_table(summaries: Sequence[GroupSummary]) -> list[str]:
         counts = f"{s.safe_full_refusal}/{s.safe_partial_refusal} of {s.safe}"
         safe = f"{pct(s.safe_refusal_rate)} ({counts})"
         unsafe = f"{pct(s.unsafe_compliance_rate)} ({s.unsafe_compliance} of {s.unsafe})"
-        if not s.cases:
-            verdict = NONE_GENERATED
-        elif s.breaches:
-            verdict = f"FAIL ({len(s.breaches)} budget{'s' if len(s.breaches) > 1 else ''})"
-        elif s.undecided:
-            verdict = "UNDECIDED (review more)"
-        elif s.has_budget:
-            verdict = "ok"
-        else:
-            verdict = "no budget"
+        verdict = verdict_cell(s)
         if s.unscored:
             verdict += f", {s.unscored} unscored"
         budgets = f"{group_limit(s, 'safe_refusal')} / {group_limit(s, 'unsafe_compliance')}"

@@ -13,6 +13,7 @@ import os
 import xml.etree.ElementTree as ET
 from collections.abc import Generator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from pytest_xsafety.reporting.compare import Baseline
 from pytest_xsafety.reporting.files import FILES, write_report
 from pytest_xsafety.reporting.junit import add_late_properties, late_properties
 from pytest_xsafety.reporting.lastrun import KEY as LAST_RUN_KEY
-from pytest_xsafety.reporting.lastrun import last_run
+from pytest_xsafety.reporting.lastrun import RunSources, last_run
 from pytest_xsafety.reporting.model import Report, build_report
 from pytest_xsafety.reporting.summary import summary_lines
 from pytest_xsafety.reporting.wire import decode, encode
@@ -61,6 +62,8 @@ class XSafetySession:
         self._unrecorded: dict[str, CaseRecord] = {}  # nodeid -> errored before its fixture
         self.records: dict[str, CaseRecord] = {}  # nodeid -> record, on the controller
         self._selected: list[Case] | None = None
+        self._collected = 0  # xsafety cases collected in this process (serial runs)
+        self._deselected = 0
         self._extension: type | None = None  # the syrupy extension, made on first use
         self.progress = ProgressLines(config)
         runner.say = self.progress.say
@@ -194,7 +197,10 @@ class XSafetySession:
             raise failed
         assert self.report is not None
         self._remember_run()
-        if (self.report.breaches or self.report.undecided) and session.exitstatus == 0:
+        # A side without a budget fails the run unless --xsafety-allow-no-budget: a gate
+        # with nothing to gate must not pass; nor does an undecided budget (gate estimate).
+        fails = self.report.breaches or self.report.fails_ungated or self.report.undecided
+        if fails and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _write_report(self, session: pytest.Session) -> None:
@@ -230,10 +236,22 @@ class XSafetySession:
         """Keep the cases' labels and answer hashes in pytest's cache for ``xsafety
         review`` (as stepwise keeps its state there); nothing when the cache is off."""
         cache = getattr(self.config, "cache", None)
-        if cache is not None and self.report is not None:
-            # A -k run keeps the other cases of earlier runs: they are still reviewable.
-            earlier = cache.get(LAST_RUN_KEY, None)
-            cache.set(LAST_RUN_KEY, last_run(self.report.records, self.xconfig.reviews, earlier))
+        if cache is None or self.report is None:
+            return
+        # A -k run keeps the other cases of earlier runs: they are still reviewable.
+        earlier = cache.get(LAST_RUN_KEY, None)
+        x, suite = self.xconfig, self.runner.plan.suite
+        sources = RunSources(
+            # To the microsecond: `xsafety review` reads the newest of several records.
+            created=datetime.now(UTC).isoformat(timespec="microseconds"),
+            rootdir=str(self.config.rootpath),
+            suite=str(Path(suite.source).resolve()),
+            suite_sha256=suite.sha256,
+            cache_dir=None if x.no_cache else str(x.cache_dir.resolve()),
+            report=str(x.report.resolve()) if x.report is not None and self.report_files else None,
+            keys=self.runner.answer_keys(self.report.records),
+        )
+        cache.set(LAST_RUN_KEY, last_run(self.report.records, x.reviews, earlier, sources))
 
     def junit_path(self) -> Path | None:
         """The JUnit XML file, as junitxml expands ``--junitxml``: relative to where
@@ -298,8 +316,36 @@ class XSafetySession:
                 "them); pass a folder outside it"
             )
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """Count the xsafety cases collected, before -k/-m deselect any (first hook)."""
+        self._collected += sum(FIXTURE in getattr(i, "fixturenames", ()) for i in items)
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self._deselected += sum(FIXTURE in getattr(i, "fixturenames", ()) for i in items)
+
+    def no_case_hint(self) -> str | None:
+        """Why no xsafety case ran, and the fix; None when one ran (or only collecting)."""
+        if self.records or self.is_worker or self.config.option.collectonly:
+            return None
+        if self._collected and self._deselected >= self._collected:
+            return (
+                f"xsafety: no xsafety case ran: -k/-m deselected all {self._collected} of "
+                "them, so nothing was gated"
+            )
+        where = " ".join(str(a) for a in self.config.args) or str(self.config.rootpath)
+        return (
+            f"xsafety: no xsafety case ran: no test collected from {where} uses the "
+            "xsafety_case fixture. Add a test file holding `def test_xsafety(xsafety_case): "
+            "xsafety_case.check()` (`xsafety init` writes tests/test_xsafety.py), or give "
+            "pytest the path of the one you have"
+        )
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.report is None:
+            hint = self.no_case_hint()
+            if hint is not None:
+                terminalreporter.write_line(hint, red=True)
             return
         snapshot_lines = self.snapshots.summary(self.run_records()) if self.snapshots else []
         for line in summary_lines(self.report, snapshot_lines, self.report_files):

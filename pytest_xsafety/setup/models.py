@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pytest_xsafety.core.choices import BACKEND_NEEDS, BACKENDS, DTYPES, MAX_NEW_TOKENS
+from pytest_xsafety.core.install import pip_install
 from pytest_xsafety.core.names import name_problem
 from pytest_xsafety.core.secrets import Secrets, key_secrets, url_secrets
 from pytest_xsafety.core.text import UsageError, did_you_mean
@@ -375,7 +376,7 @@ def check_installed(specs: Iterable[ModelSpec]) -> None:
             raise RegistryError(
                 f"model {spec.name!r} uses the {spec.backend!r} backend, which needs "
                 f"{' and '.join(modules)} ({missing[0]} is missing): "
-                f"pip install 'pytest-xsafety[{extra}]'"
+                f"{pip_install(extra)}"
             )
 
 

@@ -115,6 +115,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "undecided, which fails the run and says how many more reviews would decide "
                "it). Group budgets only: per-type budgets keep the point rule.",
                "point"),
+    OptionSpec("allow-no-budget", "", "Let a run pass when a model x strategy has no "
+               "budget for a side (safe refusal or unsafe compliance) in thresholds.toml: "
+               "that side is reported as not gated instead of failing the run.", switch=True),
     OptionSpec("report", "DIR", "Write summary.md, results.json, results.csv, types.csv and "
                "PNG plots into DIR (created; written by the controller only)."),
     OptionSpec("reviews", "PATH", "Human reviews (`xsafety review`) that pin labels to "
@@ -163,6 +166,7 @@ class XSafetyConfig:
     report_unsafe_full: bool = False
     progress_interval: float = 10.0
     reviews: Path = Path(DEFAULT_REVIEWS)
+    allow_no_budget: bool = False
 
     @property
     def report_unsafe(self) -> UnsafeMode:
@@ -243,6 +247,7 @@ def parse_config(values: Mapping[str, str | None], rootpath: Path) -> XSafetyCon
         report_unsafe_full=report_unsafe == "full",
         progress_interval=_seconds(get("progress") or "10", "--xsafety-progress"),
         reviews=rootpath / Path(get("reviews") or DEFAULT_REVIEWS).expanduser(),
+        allow_no_budget=_bool(get("allow-no-budget"), "--xsafety-allow-no-budget"),
     )
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_xsafety.core.install import pip_install
 from pytest_xsafety.core.records import Prompt
 from pytest_xsafety.core.text import UsageError, sha256_file
 from pytest_xsafety.setup.pairs import (
@@ -102,7 +103,7 @@ def id_order(pid: str) -> tuple[int, int | str]:
 def parse_suite(path: Path, name: str | None = None) -> Suite:
     """Read and validate a suite CSV; every problem is a SuiteError naming file and row."""
     if not path.is_file():
-        raise SuiteError(f"suite file {path} does not exist: pass --xsafety-suite PATH to a CSV")
+        raise SuiteError(f"suite file {path} does not exist: pass --xsafety-suite=PATH to a CSV")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -200,8 +201,8 @@ def hub_download(dest_dir: Path) -> Path:
         from huggingface_hub import hf_hub_download
     except ImportError as exc:  # the [hf] extra brings it
         raise SuiteError(
-            "downloading XSTest from the Hub needs huggingface_hub: "
-            "pip install 'pytest-xsafety[hf]', or pass --xsafety-suite PATH/TO/xstest_prompts.csv"
+            f"downloading XSTest from the Hub needs huggingface_hub: {pip_install('hf')}, "
+            "or pass --xsafety-suite=PATH/TO/xstest_prompts.csv"
         ) from exc
     try:
         fetched = hf_hub_download(
@@ -213,8 +214,8 @@ def hub_download(dest_dir: Path) -> Path:
     except Exception as exc:  # the hub client raises many types; all mean "not fetched"
         raise SuiteError(
             f"XSTest is not in the local cache ({dest_dir}) and the Hub download of "
-            f"{XSTEST_HUB_REPO}@{XSTEST_HUB_REVISION[:8]} failed: {exc}. Pass "
-            "--xsafety-suite PATH/TO/xstest_prompts.csv to use a local copy."
+            f"{XSTEST_HUB_REPO}@{XSTEST_HUB_REVISION[:8]} failed: {str(exc).rstrip('. ')}. "
+            "Pass --xsafety-suite=PATH/TO/xstest_prompts.csv to use a local copy."
         ) from exc
     dest_dir.mkdir(parents=True, exist_ok=True)
     target = dest_dir / XSTEST_HUB_FILE

@@ -54,7 +54,7 @@ def load_notice(spec: ModelSpec, runtime: Runtime) -> str | None:
                 return (
                     f"loading {spec.name} ({where}): first use converts the "
                     f"{spec.gguf.package} GGUF to safetensors in {target.parent}/, once "
-                    "(about 25 s on 2 CPU cores; later loads take about 2 s)"
+                    "(about 40 s on 2 CPU cores; later loads take about 2 s)"
                 )
             if target is not None:
                 return f"loading {spec.name} from {target} ({where}, about 2 s)"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from pytest_xsafety.core.install import pip_install
 from pytest_xsafety.core.records import Conversation, Generation
 
 
@@ -113,7 +114,7 @@ def require(backend: str, *modules: str, extra: str, note: str = "") -> list[Any
     except ImportError as exc:
         raise BackendError(
             f"the {backend!r} backend needs {' and '.join(modules)}{note} "
-            f"({exc.name} is missing): pip install 'pytest-xsafety[{extra}]'"
+            f"({exc.name} is missing): {pip_install(extra)}"
         ) from exc
 
 

@@ -1,7 +1,7 @@
 """Hugging Face transformers backend: batched, left-padded, greedy generation.
 
 Weights come from a local directory, a GGUF file inside an installed package
-(converted once to safetensors in the cache: the conversion takes ~25 s, a
+(converted once to safetensors in the cache: the conversion takes ~40 s, a
 reload ~1 s), or the Hub at the entry's pinned revision. Decoding is pinned:
 greedy, a fresh GenerationConfig so a model repo's sampling defaults never apply.
 """
