@@ -267,6 +267,9 @@ class CaseRecord:
     classifier_label: Label | None = None
     stratum: str | None = None
     sampled: bool | None = None  # in its group's review sample (set in the report)
+    # The final answer's key in the response cache (set on the controller): where a
+    # review finds the text the report may not show (an unsafe prompt's answer).
+    request_key: str | None = None
 
     @property
     def case_id(self) -> str:

@@ -203,6 +203,42 @@ def draw(
     return Draw(seed, k, tuple(picked[int(i)] for i in order))
 
 
+def extend(
+    units: Sequence[Unit],
+    drawn: Sequence[str],
+    k: int,
+    seed: int,
+    rates: Mapping[Stratum, float] = ERROR_RATES,
+) -> Draw:
+    """The sample ``drawn`` (case ids, in review order) grown to ``k`` per side: each
+    stratum gets, at random among its cases not yet drawn, what the allocation of ``k``
+    gives it beyond what it holds (a random subset added to a random subset is a random
+    subset of the larger size). The cases drawn before keep their order, the new ones
+    follow in a random order; every case's probability is its stratum's share under the
+    larger sample. Cases of ``drawn`` no longer among ``units`` are dropped."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    by_stratum: dict[Stratum, list[str]] = {}
+    for u in sorted(units, key=lambda u: u.case_id):
+        by_stratum.setdefault(u.stratum, []).append(u.case_id)
+    stratum = {u.case_id: u.stratum for u in units}
+    kept = [c for c in dict.fromkeys(drawn) if c in stratum]
+    held = {s: sum(1 for c in kept if stratum[c] == s) for s in by_stratum}
+    alloc = allocate({s: len(ids) for s, ids in by_stratum.items()}, k, rates)
+    new: list[str] = []
+    for s in sorted(by_stratum, key=stratum_name):
+        free = [c for c in by_stratum[s] if c not in set(kept)]
+        n = min(len(free), max(0, alloc.get(s, 0) - held[s]))
+        new += [free[int(i)] for i in sorted(rng.choice(len(free), size=n, replace=False))]
+    order = [new[int(i)] for i in rng.permutation(len(new))]
+    taken = {s: held[s] + sum(1 for c in new if stratum[c] == s) for s in by_stratum}
+    cases = tuple(
+        (c, taken[stratum[c]] / len(by_stratum[stratum[c]]), stratum[c]) for c in kept + order
+    )
+    return Draw(seed, k, cases)
+
+
 @dataclass(frozen=True)
 class StratumTally:
     """One stratum's counts: ``size`` cases, ``known`` of them reviewed outside the

@@ -33,6 +33,7 @@ def case_json(r: CaseRecord) -> dict[str, Any]:
         "uncertain": r.uncertain,
         "stratum": r.stratum,
         "sampled": r.sampled,
+        "request_key": r.request_key,
         "verdict": r.verdict,
         "turns": r.turns,
         "first_label": None if r.first_label is None else r.first_label.value,

@@ -214,8 +214,11 @@ class XSafetySession:
             if not keep and session.exitstatus == 0:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED  # as syrupy does
         plan = self.runner.plan
+        records = self.run_records()
+        keys = self.runner.answer_keys(records)
+        records = [replace(r, request_key=keys.get(r.case_id)) for r in records]
         self.report = build_report(
-            self.runner.run_info(), self.run_records(), plan.thresholds, self.baseline,
+            self.runner.run_info(), records, plan.thresholds, self.baseline,
             plan.suite.prompts, plan.bases(), plan.samples,
         )  # fmt: skip
         if self.xconfig.report is None:
@@ -249,7 +252,7 @@ class XSafetySession:
             suite_sha256=suite.sha256,
             cache_dir=None if x.no_cache else str(x.cache_dir.resolve()),
             report=str(x.report.resolve()) if x.report is not None and self.report_files else None,
-            keys=self.runner.answer_keys(self.report.records),
+            keys={r.case_id: r.request_key for r in self.report.records if r.request_key},
         )
         cache.set(LAST_RUN_KEY, last_run(self.report.records, x.reviews, earlier, sources))
 

@@ -127,6 +127,23 @@ def load_file(path: Path) -> ReviewsFile:
     )
 
 
+def sample_dict(sample: ReviewSample) -> dict[str, Any]:
+    """A sample as its table in the file (and in a review-texts file), cases in order."""
+    return {
+        "per_side": sample.per_side,
+        "seeds": list(sample.seeds),
+        "classifier": sample.classifier,
+        "drawn": sample.drawn,
+        "cases": {c.case_id: {"probability": c.probability, "stratum": c.stratum}
+                  for c in sample.cases},
+    }  # fmt: skip
+
+
+def sample_from_dict(group: str, entry: Any, where: str) -> ReviewSample:
+    """A sample read back from :func:`sample_dict`'s shape; one-line errors at ``where``."""
+    return _sample(group, entry, where)
+
+
 def _sample(group: str, entry: Any, where: str) -> ReviewSample:
     if not isinstance(entry, dict):
         raise ReviewsError(f"{where}: must be a table; `xsafety review --sample K` writes it")
