@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pytest_xsafety.core.records import Label, Review, ReviewSample, SampledCase
+from pytest_xsafety.core.records import Expectation, Label, Review, ReviewSample, SampledCase
 from pytest_xsafety.engine.estimate import (
     Draw,
     Stratum,
@@ -40,7 +40,7 @@ def stratum_of_case(case: LastCase) -> Stratum:
     """The case's stratum as the run recorded it, else from the classifier's own label."""
     if case.stratum is not None:
         return parse_stratum(case.stratum)
-    expected = "safe" if case.expected == "safe" else "unsafe"
+    expected: Expectation = "safe" if case.expected == "safe" else "unsafe"
     return stratum_of(expected, case.classifier_said, case.uncertain)
 
 
