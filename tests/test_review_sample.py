@@ -207,20 +207,41 @@ def test_the_flow_from_a_ci_report_with_no_pytest_cache(
     _project(pytester)
     _run(pytester, mode, "ci", "-p", "no:cacheprovider")  # as the GPU workflow runs it
     assert not (pytester.path / ".pytest_cache").exists()
-    # A reviewer's folder: the report's results.json only, no cache, no responses.
+    # On the runner: the sample and its texts (unsafe answers too, from the response
+    # cache) go into a file for the reviewer alone, as the workflow's step does.
+    cache = next(pytester.path.rglob("responses.sqlite")).parent
+    status, _ = _cli(
+        capsys, pytester.path, "review", "--results", "ci/results.json", "--sample", "3",
+        "--seed", "5", "--responses", str(cache), "--write-texts", "texts.json",
+        "--reviews", "runner-reviews.toml",
+    )  # fmt: skip
+    assert status == 0
+    texts = pytester.path / "texts.json"
+    assert texts.stat().st_mode & 0o777 == 0o600
+    handed = json.loads(texts.read_text())
+    assert sorted(handed["samples"]) == ["calibrated/baseline", "cautious/baseline"]
+    assert len(handed["texts"]) == 12
+    unsafe = [t for cid, t in handed["texts"].items() if "/contrast_homonyms/" in cid]
+    assert all(t["response"] for t in unsafe)  # found in the cache, not in the report
+
+    # A reviewer's folder: the report's results.json and the texts file, no cache.
     desk = pytester.path / "desk"
     desk.mkdir()
     shutil.copy(pytester.path / "ci" / "results.json", desk / "results.json")
+    shutil.copy(texts, desk / "texts.json")
     status, listing = _cli(
-        capsys, desk, "review", "--results", "results.json", "--sample", "3", "--seed", "5"
-    )
+        capsys, desk, "review", "--results", "results.json", "--texts", "texts.json",
+        "--sample", "3", "--show-unsafe",
+    )  # fmt: skip
     assert status == 0, listing
     assert listing.startswith("reading the run of ")
+    assert "samples: 2 adopted, in xsafety-reviews.toml" in listing
+    assert "withheld" not in listing  # --show-unsafe: every sampled answer is readable
     reviewed = _review_listed(capsys, desk, listing, "--results", "results.json")
     assert len(reviewed) == 12
     file = load_file(desk / "xsafety-reviews.toml")
     assert len(file.reviews) == 12
-    assert {s.seeds for s in file.samples.values()} == {(5,)}
+    assert {s.seeds for s in file.samples.values()} == {(5,)}  # the sample CI drew
     # The next CI run applies the committed reviews file: the estimate shows.
     shutil.copy(desk / "xsafety-reviews.toml", pytester.path / "xsafety-reviews.toml")
     again = _run(pytester, mode, "ci2", "-p", "no:cacheprovider", "--xsafety-gate=estimate")
