@@ -97,6 +97,11 @@ def test_allocation_reviews_every_stratum_and_puts_the_rest_where_errors_are() -
     # Asking for more than there is reviews everything; too few for the minimum gives
     # one each to the strata with most expected errors.
     assert allocate(sizes, 500) == sizes
+    # 3 strata, one of a single case: the minimum (5) is more than 4, so one each, and
+    # the fourth review still goes where it cuts the variance most.
+    three = allocate({SURE_ANSWER: 160, SURE_REFUSAL: 20, UNSURE_REFUSAL: 1}, 4)
+    assert sum(three.values()) == 4
+    assert min(three.values()) == 1
     small = allocate(sizes, 3)
     assert sum(small.values()) == 3
     assert max(small.values()) == 1

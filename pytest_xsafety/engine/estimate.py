@@ -157,10 +157,10 @@ def allocate(
     weight = {s: sizes[s] * _sd(rates.get(s, ERROR_FLOOR)) for s in strata}
     alloc = {s: min(MIN_PER_STRATUM, sizes[s]) for s in strata}
     if sum(alloc.values()) > k:
+        # Too few for the minimum: one each, where most errors are expected first.
         alloc = dict.fromkeys(strata, 0)
         for s in sorted(strata, key=lambda s: -weight[s])[:k]:
             alloc[s] = 1
-        return alloc
     for _ in range(k - sum(alloc.values())):
         open_ = [s for s in strata if alloc[s] < sizes[s]]
         best = max(open_, key=lambda s: weight[s] ** 2 / (alloc[s] * (alloc[s] + 1) or 1))
