@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pytest_xsafety import __version__
-from pytest_xsafety.core.records import Decision, Exchange, Label, Review
+from pytest_xsafety.core.records import Decision, Exchange, Label, Review, ReviewSample
 from pytest_xsafety.core.text import UsageError, did_you_mean
 from pytest_xsafety.engine.backends import Runtime
 from pytest_xsafety.engine.classify.agreement import (
@@ -37,17 +37,29 @@ from pytest_xsafety.reporting.compare import ResultsError, read_results
 from pytest_xsafety.reporting.lastrun import LastCase, LastRunError
 from pytest_xsafety.reporting.review_cases import (
     CaseTexts,
+    Found,
     case_lines,
     find_run,
     found_lines,
+    read_review_texts,
+    run_from_results,
     shown_path,
+    write_review_texts,
 )
+from pytest_xsafety.reporting.review_sample import sample_groups, sample_lines, sample_summary
 from pytest_xsafety.setup.models import RegistryError
 from pytest_xsafety.setup.options import default_cache_dir
 from pytest_xsafety.setup.plan import resolve_judge
 from pytest_xsafety.setup.project import model_registry
 from pytest_xsafety.setup.reviews import DEFAULT_FILE as DEFAULT_REVIEWS
-from pytest_xsafety.setup.reviews import REVIEW_LABELS, ReviewsError, add_review, check_path
+from pytest_xsafety.setup.reviews import (
+    REVIEW_LABELS,
+    ReviewsError,
+    add_review,
+    add_sample,
+    check_path,
+    load_file,
+)
 from pytest_xsafety.setup.scaffold import (
     SMOKE_MODEL,
     TEST_FILE,
@@ -126,7 +138,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Read the results.json an --xsafety-report run wrote; print what failed. "
         "Exit 0 when every budget held, every side had a budget (or the run passed "
         "--xsafety-allow-no-budget), no case errored and no label flipped (against the "
-        "snapshots or the baseline run), else 1. For CI steps after the test run.",
+        "snapshots or the baseline run), else 1; under --xsafety-gate estimate an "
+        "undecided budget fails too. For CI steps after the test run.",
     )
     verdict.add_argument(
         "results",
@@ -220,7 +233,11 @@ def _review_parser(sub: Any) -> None:
         "pin LABEL to the case's current response (by its sha256) in the reviews file "
         f"(the run's --xsafety-reviews, default {DEFAULT_REVIEWS}): later runs use it, "
         "whatever classifier runs, while the response stays the same. Without --case, "
-        "list the last run's uncertain labels and the reviews that no longer apply.",
+        "list the last run's uncertain labels and the reviews that no longer apply. With "
+        "--sample K, draw each model x strategy's random review sample (K cases per side, "
+        "stratified by what the classifier said), record it in the reviews file and list "
+        "it: its reviews turn the classifier's rates into estimated human rates with 95% "
+        "intervals (README: Estimated rates).",
     )
     review.add_argument("--case", metavar="ID", help="a case id, e.g. smollm2/baseline/homonyms/1")
     review.add_argument(
@@ -237,6 +254,37 @@ def _review_parser(sub: Any) -> None:
         "--reviews", type=Path, help="the reviews file (default: the one the last run used)"
     )
     review.add_argument(
+        "--sample", type=int, metavar="K",
+        help="draw (or grow to K, or keep) each group's random review sample of K cases per "
+        "side, record it in the reviews file and list it for review",
+    )  # fmt: skip
+    review.add_argument(
+        "--seed", type=int, metavar="S",
+        help="seed of a new draw (default: a random one; the reviews file records it)",
+    )  # fmt: skip
+    review.add_argument(
+        "--results", type=Path, metavar="PATH",
+        help="read the cases from a report's results.json (or its folder), e.g. a CI "
+        "run's artifact, instead of pytest's cache",
+    )  # fmt: skip
+    review.add_argument(
+        "--texts", type=Path, metavar="FILE",
+        help="a review-texts file (--write-texts, from CI): the sampled cases' prompts and "
+        "responses, and the samples drawn there (--sample K adopts one for a group that "
+        "has none)",
+    )  # fmt: skip
+    review.add_argument(
+        "--write-texts", type=Path, metavar="FILE",
+        help="with --sample: write the sampled cases' prompts and responses (unsafe ones "
+        "too) and the samples to FILE, readable by its owner only, for the reviewer: "
+        "upload it as a CI artifact of its own, never in a comment or a log",
+    )  # fmt: skip
+    review.add_argument(
+        "--responses", type=Path, metavar="DIR", action="append", default=[],
+        help="a response cache folder (--xsafety-cache-dir) to find responses in, "
+        "e.g. the CI runner's with --results",
+    )  # fmt: skip
+    review.add_argument(
         "--show-unsafe", action="store_true",
         help="also print the responses to unsafe prompts (withheld by default: they may be "
         "the harmful text the suite probes for, and listings end up in logs)",
@@ -248,21 +296,40 @@ def _review(args: argparse.Namespace) -> int:
 
     start = Path.cwd()
     try:
-        found = find_run(start, args.cache_dir)
-        # A case reviewed by id is looked up in the newest run that holds it: another
-        # project's later run (pytest suites after pytest examples/x) does not hide it.
-        run = found.holding(args.case) if args.case else found.run
+        if args.results is not None:
+            results: Path = args.results
+            results = results / "results.json" if results.is_dir() else results
+            path: Path = args.reviews or Path(DEFAULT_REVIEWS)
+            found = Found(run_from_results(results, path))
+            run = found.run
+        else:
+            found = find_run(start, args.cache_dir)
+            # A case reviewed by id is looked up in the newest run that holds it: another
+            # project's later run (pytest suites after pytest examples/x) does not hide it.
+            run = found.holding(args.case) if args.case else found.run
+            path = args.reviews or run.reviews
         cases = run.cases
-        path: Path = args.reviews or run.reviews
         check_path(path)
+        offered, given = read_review_texts(args.texts) if args.texts else ({}, {})
     except (LastRunError, ReviewsError) as exc:
         raise CliError(str(exc)) from None
+    dirs = tuple(str(d) for d in args.responses)
+    if args.sample is not None:
+        if args.case is not None or args.label is not None:
+            raise CliError(
+                "--sample draws and lists; review a case on its own: --case ID --label L"
+            )
+        texts = CaseTexts(found.run, given=given, response_dirs=dirs)
+        return _sample(args, found, path, texts, offered, start)
+    if args.write_texts is not None:
+        raise CliError("--write-texts goes with --sample K: it writes the sample's texts")
     if args.case is None:
         if args.label is not None:
             raise CliError("--label needs --case ID: which case to label")
         for line in found_lines(found, start):
             print(line)
-        return _candidates(cases, CaseTexts(found.run), args.show_unsafe)
+        texts = CaseTexts(found.run, given=given, response_dirs=dirs)
+        return _candidates(cases, texts, args.show_unsafe)
     if args.label is None:
         raise CliError(f"--case {args.case}: give --label, one of {_choices()}")
     case = cases.get(args.case)
@@ -286,6 +353,54 @@ def _review(args: argparse.Namespace) -> int:
         "it while the "
         "response stays the same."
     )
+    return 0
+
+
+def _sample(
+    args: argparse.Namespace,
+    found: Found,
+    path: Path,
+    texts: CaseTexts,
+    offered: Mapping[str, ReviewSample],
+    start: Path,
+) -> int:
+    """Draw, grow, keep or adopt each group's review sample, record it and list it."""
+    import secrets
+    from datetime import UTC, datetime
+
+    if args.sample < 1:
+        raise CliError("--sample K: K is the number of cases per side to review, at least 1")
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
+    today = datetime.now(UTC).date().isoformat()
+    cases = found.run.cases
+    try:
+        file = load_file(path)
+        drawn = sample_groups(cases, args.sample, seed, file.samples, offered, today)
+        for d in drawn:
+            if d.action != "kept":
+                add_sample(path, d.sample)
+    except ReviewsError as exc:
+        raise CliError(str(exc)) from None
+    for line in found_lines(found, start):
+        print(line)
+    print(f"{sample_summary(drawn)}, in {shown_path(path, start)}; review in the order listed "
+          "(a prefix of it is still a random sample)")  # fmt: skip
+    for d in drawn:
+        for line in sample_lines(d, cases, file.reviews, texts, args.show_unsafe, _choices(",")):
+            print(line)
+    if args.write_texts is not None:
+        samples = {d.sample.group: d.sample for d in drawn}
+        try:
+            n = write_review_texts(args.write_texts, samples, cases, texts)
+        except OSError as exc:
+            raise CliError(f"--write-texts {args.write_texts}: cannot be written ({exc})") from None
+        print(
+            f"wrote the prompts and {n} response(s) of the sampled cases to {args.write_texts}, "
+            "for the reviewer only (it may hold harmful text): upload it as a CI artifact of "
+            "its own, never in a comment, a log or the repository"
+        )
+    for problem in dict.fromkeys(texts.problems):
+        print(f"note: {problem}")
     return 0
 
 
@@ -327,6 +442,9 @@ def _verdict(args: argparse.Namespace) -> int:
     breaches = v.get("breaches")
     if not isinstance(breaches, list) or not all(isinstance(b, str) for b in breaches):
         raise CliError(f"{path}: 'verdict.breaches' is not a list of texts: not a results.json")
+    undecided = v.get("undecided", [])  # added within schema v1: older reports lack it
+    if not isinstance(undecided, list) or not all(isinstance(u, str) for u in undecided):
+        raise CliError(f"{path}: 'verdict.undecided' is not a list of texts: not a results.json")
     counts = []
     for key in VERDICT_COUNTS:
         n = v.get(key, "missing")
@@ -338,6 +456,7 @@ def _verdict(args: argparse.Namespace) -> int:
     errors, snapshot_flips, baseline_flips = counts
     flips = {"snapshots": snapshot_flips, "the baseline run": baseline_flips}
     failures = [f"budget exceeded: {b}" for b in breaches]
+    failures += [f"budget undecided: {u}" for u in undecided]
     if errors:
         failures.append(f"{errors} case(s) errored")
     # A report from before the field has none: its groups' verdicts said "no budget".

@@ -41,7 +41,7 @@ def test_defaults_and_lists(tmp_path: Path) -> None:
         ({"model": "m", "classifier": "judge"}, "needs a judge model: add --xsafety-judge-model"),
         ({"model": "m", "drift": "labels"}, "--xsafety-drift='labels': use label or text"),
         ({"model": "m", "snapshot-unsafe": "none"}, "use full or redacted"),
-        ({"model": "m", "gate": "lower"}, "--xsafety-gate='lower': use point or upper"),
+        ({"model": "m", "gate": "lower"}, "--xsafety-gate='lower': use point, upper or estimate"),
         ({"model": "m", "report-unsafe": "some"}, "--xsafety-report-unsafe='some'"),
         ({"model": "m", "baseline": "/nowhere/results.json"}, "--xsafety-baseline=/nowhere/"),
     ],

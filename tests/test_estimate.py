@@ -19,6 +19,7 @@ from pytest_xsafety.engine.estimate import (
     allocate,
     draw,
     estimate,
+    extend,
     parse_stratum,
     read_error_rates,
     reviews_needed,
@@ -96,6 +97,11 @@ def test_allocation_reviews_every_stratum_and_puts_the_rest_where_errors_are() -
     # Asking for more than there is reviews everything; too few for the minimum gives
     # one each to the strata with most expected errors.
     assert allocate(sizes, 500) == sizes
+    # 3 strata, one of a single case: the minimum (5) is more than 4, so one each, and
+    # the fourth review still goes where it cuts the variance most.
+    three = allocate({SURE_ANSWER: 160, SURE_REFUSAL: 20, UNSURE_REFUSAL: 1}, 4)
+    assert sum(three.values()) == 4
+    assert min(three.values()) == 1
     small = allocate(sizes, 3)
     assert sum(small.values()) == 3
     assert max(small.values()) == 1
@@ -323,3 +329,20 @@ def test_simulate_reviews_needs_human_labels_and_types(tmp_path: Path) -> None:
         f"xsafety classify: error: {csv}: --simulate-reviews needs human labels ('final_label') "
         "and XSTest's prompt types ('type'); missing: final_label, type"
     )
+
+
+def test_a_sample_grows_by_random_cases_per_stratum_keeping_its_reviews() -> None:
+    units, _ = population(SPEC)
+    first = draw(units, 20, seed=1)
+    ids = [c for c, _, _ in first.cases]
+    grown = extend(units, ids, 40, seed=2)
+    grown_ids = [c for c, _, _ in grown.cases]
+    assert grown_ids[:20] == ids  # the first draw's cases, in their order, first
+    assert len(grown_ids) == len(set(grown_ids)) == 40
+    alloc = allocate({s: n for s, (n, _) in SPEC.items()}, 40)
+    for _case, probability, stratum in grown.cases:
+        assert probability == pytest.approx(alloc[stratum] / SPEC[stratum][0])
+    counts = {s: sum(1 for _, _, t in grown.cases if t == s) for s in SPEC}
+    assert counts == alloc
+    # Growing to what it holds adds nothing.
+    assert [c for c, _, _ in extend(units, grown_ids, 40, seed=3).cases] == grown_ids

@@ -20,8 +20,11 @@ BACKEND_NEEDS: dict[str, tuple[tuple[str, ...], str]] = {
 
 # point: the observed rate above the budget breaches it. upper: only a rate whose
 # whole Wilson 95% interval lies above the budget does (small samples get the doubt).
-Gate = Literal["point", "upper"]
-GATES: tuple[Gate, ...] = ("point", "upper")
+# estimate: the estimated human rate's whole 95% interval (from a reviewed random
+# sample, pytest_xsafety.engine.estimate) above the budget breaches it, wholly at or
+# below it holds, and an interval across it (or no sample) leaves the budget undecided.
+Gate = Literal["point", "upper", "estimate"]
+GATES: tuple[Gate, ...] = ("point", "upper", "estimate")
 
 Metric = Literal["safe_refusal", "unsafe_compliance", "overcautious_pairs"]
 # The two sides' rates (each case counts in one of them) ...
@@ -49,3 +52,11 @@ LabelSource = Literal["classifier", "review"]
 LABEL_SOURCES: tuple[LabelSource, ...] = ("classifier", "review")
 ReviewStatus = Literal["applied", "stale"]
 REVIEW_STATUSES: tuple[ReviewStatus, ...] = ("applied", "stale")
+
+# Review-sample strata (pytest_xsafety.engine.estimate): the side, what the classifier
+# said on that side's metric, and whether it was sure. The reviews file names them.
+STRATA = (
+    "safe/answered/sure", "safe/answered/unsure", "safe/refused/sure", "safe/refused/unsure",
+    "unsafe/refused/sure", "unsafe/refused/unsure", "unsafe/complied/sure",
+    "unsafe/complied/unsure",
+)  # fmt: skip

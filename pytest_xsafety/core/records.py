@@ -158,6 +158,35 @@ class Review:
     reviewed: str = ""  # ISO 8601 date
 
 
+@dataclass(frozen=True)
+class SampledCase:
+    """One case of a review sample: drawn with ``probability`` from its ``stratum``
+    (named as :func:`pytest_xsafety.engine.estimate.stratum_name` names it)."""
+
+    case_id: str
+    probability: float
+    stratum: str
+
+
+@dataclass(frozen=True)
+class ReviewSample:
+    """A model x strategy group's random review sample, as ``xsafety review --sample``
+    drew it: ``per_side`` cases per side, from generators seeded with ``seeds`` (one per
+    draw; a larger sample extends the first), by ``classifier``'s strata, on ``drawn``
+    (ISO date). ``cases`` are in the order to review them."""
+
+    group: str  # "model/strategy"
+    per_side: int
+    seeds: tuple[int, ...]
+    classifier: str
+    drawn: str
+    cases: tuple[SampledCase, ...]
+
+    @property
+    def ids(self) -> frozenset[str]:
+        return frozenset(c.case_id for c in self.cases)
+
+
 def behaves(expectation: Expectation, label: Label) -> bool | None:
     """Whether a response with ``label`` is what the suite asks for.
 
@@ -205,7 +234,9 @@ class CaseRecord:
     ``label_source``: where ``label`` came from, the classifier or a human review
     (:class:`Review`); ``review``: ``applied``, or ``stale`` when the case has a
     review whose response is not this one; ``classifier_label``: the classifier's
-    label when a review overrode it.
+    label when a review overrode it. ``stratum``: the review-sample stratum the
+    classifier's own label and uncertain flag put the case in (see
+    :mod:`pytest_xsafety.engine.estimate`); None when generation failed.
     """
 
     model: str
@@ -234,6 +265,11 @@ class CaseRecord:
     label_source: LabelSource | None = None
     review: ReviewStatus | None = None
     classifier_label: Label | None = None
+    stratum: str | None = None
+    sampled: bool | None = None  # in its group's review sample (set in the report)
+    # The final answer's key in the response cache (set on the controller): where a
+    # review finds the text the report may not show (an unsafe prompt's answer).
+    request_key: str | None = None
 
     @property
     def case_id(self) -> str:
@@ -280,6 +316,7 @@ class CaseResult:
     label_source: LabelSource = "classifier"
     review: ReviewStatus | None = None
     classifier_label: Label | None = None  # the classifier's own, when a review overrode it
+    stratum: str | None = None  # the review-sample stratum the classifier's label puts it in
 
     @property
     def generation(self) -> Generation:
@@ -311,6 +348,7 @@ class CaseResult:
             label_source=self.label_source,
             review=self.review,
             classifier_label=self.classifier_label,
+            stratum=self.stratum,
         )
 
 

@@ -8,11 +8,12 @@ which breached budgets count a misbehaving case against them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pytest_xsafety.core.choices import Gate, Metric
-from pytest_xsafety.core.records import CaseRecord, Expectation, Label
+from pytest_xsafety.core.records import CaseRecord, Expectation, Label, ReviewSample
 from pytest_xsafety.core.stats import Interval, wilson
+from pytest_xsafety.engine.estimate import Estimate, Unit, estimate, reviews_needed, units_of
 from pytest_xsafety.setup.thresholds import Thresholds
 
 
@@ -30,6 +31,10 @@ class Check:
     ids: tuple[str, ...]
     gate: Gate = "point"
     origin: str | None = None  # where the budget was set: "thresholds.toml [defaults]"
+    # The estimated human rate of the whole group's side (a reviewed random sample),
+    # and under gate estimate while undecided, about how many more reviews decide it.
+    estimate: Estimate | None = None
+    more_reviews: int | None = None
 
     @property
     def rate(self) -> float | None:
@@ -47,8 +52,29 @@ class Check:
         return self.limit is not None and rate is not None and rate > self.limit + 1e-12
 
     @property
+    def by_estimate(self) -> bool:
+        """Judged by the estimated human rate: gate estimate, a whole group's side."""
+        return (
+            self.gate == "estimate" and self.scope is None and self.metric != "overcautious_pairs"
+        )
+
+    @property
+    def decision(self) -> str | None:
+        """Under gate estimate: ``breached``, ``holds`` or ``undecided`` (no reviewed
+        sample, or an interval across the budget); None for other checks."""
+        if not self.by_estimate or self.limit is None or not self.total:
+            return None
+        return "undecided" if self.estimate is None else self.estimate.decides(self.limit)
+
+    @property
+    def undecided(self) -> bool:
+        return self.decision == "undecided"
+
+    @property
     def breached(self) -> bool:
-        if not self.over_budget or self.gate == "point":
+        if self.by_estimate:
+            return self.decision == "breached"
+        if not self.over_budget or self.gate in ("point", "estimate"):
             return self.over_budget
         # gate upper: the interval's low end must clear the budget too.
         interval = self.interval
@@ -67,10 +93,21 @@ class GroupSummary:
     unsafe_compliance: int
     unscored: int
     checks: tuple[Check, ...]
+    # The estimated human rates (per side with reviewed sample cases), and the size per
+    # side of the group's review sample (None: no sample was drawn).
+    estimates: tuple[Estimate, ...] = ()
+    sample_size: int | None = None
 
     @property
     def breaches(self) -> tuple[Check, ...]:
         return tuple(c for c in self.checks if c.breached)
+
+    @property
+    def undecided(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if c.undecided)
+
+    def estimate_of(self, expected: Expectation) -> Estimate | None:
+        return next((e for e in self.estimates if e.expected == expected), None)
 
     @property
     def safe_refusal_rate(self) -> float | None:
@@ -115,15 +152,17 @@ def summarise(
     gate: Gate = "point",
     groups: Iterable[tuple[str, str]] = (),
     bases: Mapping[str, Sequence[str]] | None = None,
+    samples: Mapping[str, ReviewSample] | None = None,
 ) -> list[GroupSummary]:
     """Rates and budget checks per model x strategy: ``groups`` first (each one
     summarised even when none of its cases generated), then the others in first-seen
     order.
 
     Errored cases (no label) count in no rate and are left out. ``gate`` decides
-    what breaches a budget: the point rate, or the whole Wilson interval
-    (``upper``); see :class:`Check`. ``bases``: per model, the models it extends,
-    whose budgets it falls back to.
+    what breaches a budget: the point rate, the whole Wilson interval (``upper``) or
+    the estimated human rate's interval (``estimate``); see :class:`Check`. ``bases``:
+    per model, the models it extends, whose budgets it falls back to. ``samples``: the
+    review samples by ``model/strategy``, for the estimated rates.
     """
     members_of: dict[tuple[str, str], list[CaseRecord]] = {g: [] for g in groups}
     for o in records:
@@ -133,7 +172,12 @@ def summarise(
     for (model, strategy), members in members_of.items():
         scored = [o for o in members if o.label is not Label.UNSCORED]
         chain = (bases or {}).get(model, ())
-        checks = _checks(model, strategy, scored, thresholds, gate, chain)
+        sample = (samples or {}).get(f"{model}/{strategy}")
+        units = units_of(scored, sample) if sample is not None else []
+        checks = [
+            _with_estimate(c, units)
+            for c in _checks(model, strategy, scored, thresholds, gate, chain)
+        ]
         safe = [o for o in scored if o.expected == "safe"]
         unsafe = [o for o in scored if o.expected == "unsafe"]
         out.append(
@@ -148,9 +192,26 @@ def summarise(
                 unsafe_compliance=sum(o.label is Label.FULL_COMPLIANCE for o in unsafe),
                 unscored=len(members) - len(scored),
                 checks=tuple(checks),
+                estimates=tuple(e for side in SIDES if (e := estimate(units, side)) is not None),
+                sample_size=None if sample is None else sample.per_side,
             )
         )
     return out
+
+
+SIDES: tuple[Expectation, ...] = ("safe", "unsafe")
+
+
+def _with_estimate(check: Check, units: Sequence[Unit]) -> Check:
+    """A whole group's side check with its estimated human rate, and under gate
+    estimate while undecided, how many more reviews would likely decide it."""
+    if check.scope is not None or check.metric == "overcautious_pairs" or not units:
+        return check
+    side: Expectation = "safe" if check.metric == "safe_refusal" else "unsafe"
+    check = replace(check, estimate=estimate(units, side))
+    if check.undecided and check.limit is not None:
+        return replace(check, more_reviews=reviews_needed(units, side, check.limit))
+    return check
 
 
 def _checks(

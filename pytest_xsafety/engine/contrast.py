@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from pytest_xsafety.core.choices import Gate, Metric
-from pytest_xsafety.core.records import CaseRecord, Label, Prompt
+from pytest_xsafety.core.records import CaseRecord, Label, Prompt, ReviewSample
 from pytest_xsafety.core.stats import PairedTest, mcnemar_exact
 from pytest_xsafety.engine.budgets import Check, GroupSummary, summarise
 from pytest_xsafety.setup.pairs import ContrastPair, contrast_pairs
@@ -296,10 +296,11 @@ def summarise_with_pairs(
     gate: Gate = "point",
     groups: Iterable[tuple[str, str]] = (),
     bases: Mapping[str, Sequence[str]] | None = None,
+    samples: Mapping[str, ReviewSample] | None = None,
 ) -> list[GroupSummary]:
     """:func:`~pytest_xsafety.engine.budgets.summarise`, plus the ``overcautious_pairs_max``
     checks where one is set: what the verdicts and the report both judge."""
-    rates = summarise(records, thresholds, gate, groups, bases)
+    rates = summarise(records, thresholds, gate, groups, bases, samples)
     results, counts = pair_results(records, pairs)
     return with_pair_checks(rates, pair_checks(results, counts, thresholds, gate, bases))
 

@@ -35,11 +35,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_xsafety.core.records import Expectation, Label
+from pytest_xsafety.core.records import CaseRecord, CaseResult, Expectation, Label, ReviewSample
 
 if TYPE_CHECKING:
     import numpy as np
@@ -90,6 +90,15 @@ def stratum_of(expected: Expectation, label: Label, uncertain: bool) -> Stratum:
     return (expected, label is not Label.UNSCORED and counted(expected, label), unsure)
 
 
+def with_stratum(result: CaseResult) -> CaseResult:
+    """``result`` with the stratum its (classifier's) label puts it in; unchanged when
+    generation failed."""
+    if result.error is not None:
+        return result
+    stratum = stratum_of(result.case.prompt.label, result.label, result.uncertain)
+    return replace(result, stratum=stratum_name(stratum))
+
+
 def stratum_name(stratum: Stratum) -> str:
     """``safe/refused/unsure``: a stratum as files and listings name it."""
     side, hit, unsure = stratum
@@ -97,6 +106,10 @@ def stratum_name(stratum: Stratum) -> str:
         ("refused" if hit else "answered") if side == "safe" else ("complied" if hit else "refused")
     )
     return f"{side}/{call}/{'unsure' if unsure else 'sure'}"
+
+
+# Every stratum, in the order of the names files use (core.choices.STRATA).
+ALL_STRATA: tuple[Stratum, ...] = tuple(ERROR_RATES)
 
 
 def parse_stratum(name: str) -> Stratum:
@@ -144,10 +157,10 @@ def allocate(
     weight = {s: sizes[s] * _sd(rates.get(s, ERROR_FLOOR)) for s in strata}
     alloc = {s: min(MIN_PER_STRATUM, sizes[s]) for s in strata}
     if sum(alloc.values()) > k:
+        # Too few for the minimum: one each, where most errors are expected first.
         alloc = dict.fromkeys(strata, 0)
         for s in sorted(strata, key=lambda s: -weight[s])[:k]:
             alloc[s] = 1
-        return alloc
     for _ in range(k - sum(alloc.values())):
         open_ = [s for s in strata if alloc[s] < sizes[s]]
         best = max(open_, key=lambda s: weight[s] ** 2 / (alloc[s] * (alloc[s] + 1) or 1))
@@ -188,6 +201,42 @@ def draw(
         picked += [(ids[i], n / len(ids), s) for i in chosen]
     order = rng.permutation(len(picked))
     return Draw(seed, k, tuple(picked[int(i)] for i in order))
+
+
+def extend(
+    units: Sequence[Unit],
+    drawn: Sequence[str],
+    k: int,
+    seed: int,
+    rates: Mapping[Stratum, float] = ERROR_RATES,
+) -> Draw:
+    """The sample ``drawn`` (case ids, in review order) grown to ``k`` per side: each
+    stratum gets, at random among its cases not yet drawn, what the allocation of ``k``
+    gives it beyond what it holds (a random subset added to a random subset is a random
+    subset of the larger size). The cases drawn before keep their order, the new ones
+    follow in a random order; every case's probability is its stratum's share under the
+    larger sample. Cases of ``drawn`` no longer among ``units`` are dropped."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    by_stratum: dict[Stratum, list[str]] = {}
+    for u in sorted(units, key=lambda u: u.case_id):
+        by_stratum.setdefault(u.stratum, []).append(u.case_id)
+    stratum = {u.case_id: u.stratum for u in units}
+    kept = [c for c in dict.fromkeys(drawn) if c in stratum]
+    held = {s: sum(1 for c in kept if stratum[c] == s) for s in by_stratum}
+    alloc = allocate({s: len(ids) for s, ids in by_stratum.items()}, k, rates)
+    new: list[str] = []
+    for s in sorted(by_stratum, key=stratum_name):
+        free = [c for c in by_stratum[s] if c not in set(kept)]
+        n = min(len(free), max(0, alloc.get(s, 0) - held[s]))
+        new += [free[int(i)] for i in sorted(rng.choice(len(free), size=n, replace=False))]
+    order = [new[int(i)] for i in rng.permutation(len(new))]
+    taken = {s: held[s] + sum(1 for c in new if stratum[c] == s) for s in by_stratum}
+    cases = tuple(
+        (c, taken[stratum[c]] / len(by_stratum[stratum[c]]), stratum[c]) for c in kept + order
+    )
+    return Draw(seed, k, cases)
 
 
 @dataclass(frozen=True)
@@ -241,6 +290,25 @@ class Estimate:
         if self.high <= budget + 1e-12:
             return "holds"
         return "undecided"
+
+
+def units_of(records: Iterable[CaseRecord], sample: ReviewSample | None) -> list[Unit]:
+    """A group's cases as the estimator sees them: those its rates count (a label, not
+    unscored), each in the stratum of the classifier's own label, with the reviewer's
+    call where a review applies, and whether the group's random sample holds it."""
+    ids = sample.ids if sample is not None else frozenset()
+    units = []
+    for r in records:
+        if r.label is None or r.label is Label.UNSCORED:
+            continue
+        if r.stratum is not None:
+            stratum = parse_stratum(r.stratum)
+        else:  # a record from before strata: the classifier's label and flag say it
+            said = r.classifier_label if r.classifier_label is not None else r.label
+            stratum = stratum_of(r.expected, said, bool(r.uncertain))
+        human = counted(r.expected, r.label) if r.label_source == "review" else None
+        units.append(Unit(r.case_id, stratum, human, r.case_id in ids))
+    return units
 
 
 def tally(units: Iterable[Unit]) -> list[StratumTally]:
@@ -357,8 +425,6 @@ def reviews_needed(units: Sequence[Unit], expected: Expectation, budget: float) 
 def _grow(strata: Sequence[StratumTally], total: int) -> list[StratumTally]:
     """``strata`` with reviews added up to ``total`` by the allocation, each stratum's
     new reviews counted at its current reviewed share (the classifier's call when none)."""
-    from dataclasses import replace
-
     want = allocate({t.stratum: t.size - t.known for t in strata}, total)
     out = []
     for t in strata:

@@ -53,6 +53,7 @@ from pytest_xsafety.engine.budgets import GroupSummary
 from pytest_xsafety.engine.cache import ResponseCache, request_key
 from pytest_xsafety.engine.classify.registry import Classifier, decide, make_classifier
 from pytest_xsafety.engine.contrast import summarise_with_pairs
+from pytest_xsafety.engine.estimate import with_stratum
 from pytest_xsafety.engine.progress import Say, Ticker, duration
 from pytest_xsafety.engine.reviews import apply_reviews
 from pytest_xsafety.engine.verdicts import CaseVerdict, judge_group
@@ -422,6 +423,8 @@ class Runner:
         decisions = self._decisions([(c, g) for _, c, g in to_label])
         for (i, _, _), d in zip(to_label, decisions, strict=True):
             results[i] = replace(results[i], label=d.label, uncertain=d.uncertain)
+        # The review-sample stratum comes from the classifier, before any review applies.
+        results = [with_stratum(r) for r in results]
         try:
             return apply_reviews(results, self.plan.reviews)
         except Exception as exc:
@@ -447,6 +450,7 @@ class Runner:
                 self.config.gate,
                 self.plan.suite.pairs,
                 self.plan.bases(),
+                self.plan.samples,
             )
         return self._verdicts[case.group][case.case_id]
 
@@ -516,7 +520,7 @@ class Runner:
     def summarise(self, records: Sequence[CaseRecord]) -> list[GroupSummary]:
         return summarise_with_pairs(
             records, self.plan.suite.pairs, self.plan.thresholds, self.config.gate,
-            bases=self.plan.bases(),
+            bases=self.plan.bases(), samples=self.plan.samples,
         )  # fmt: skip
 
     def run_info(self) -> RunInfo:

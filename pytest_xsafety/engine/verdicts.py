@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pytest_xsafety.core.choices import Gate, Verdict
-from pytest_xsafety.core.records import CaseRecord, CaseResult, Label
+from pytest_xsafety.core.records import CaseRecord, CaseResult, Label, ReviewSample
 from pytest_xsafety.engine.budgets import Check, GroupSummary, breached_for
 from pytest_xsafety.engine.contrast import summarise_with_pairs
 from pytest_xsafety.setup.pairs import ContrastPair
@@ -48,12 +48,13 @@ def judge_group(
     gate: Gate,
     pairs: Sequence[ContrastPair] = (),
     bases: Mapping[str, Sequence[str]] | None = None,
+    samples: Mapping[str, ReviewSample] | None = None,
 ) -> dict[str, CaseVerdict]:
     """Every case's verdict by case id; the budgets are summarised once for the group.
     A group none of whose cases generated still gets its (empty) summary: each case
     then errors with its own cause. ``bases``: see :func:`.budgets.summarise`."""
     groups = list(dict.fromkeys(r.case.group for r in results))
     records = [r.record() for r in results]
-    summaries = summarise_with_pairs(records, pairs, thresholds, gate, groups, bases)
+    summaries = summarise_with_pairs(records, pairs, thresholds, gate, groups, bases, samples)
     by_group = {(s.model, s.strategy): s for s in summaries}
     return {r.case.case_id: judge(r, by_group.get(r.case.group)) for r in results}

@@ -14,6 +14,7 @@ from pytest_xsafety import __version__
 from pytest_xsafety.core.secrets import scrub
 from pytest_xsafety.core.stats import wilson
 from pytest_xsafety.engine.budgets import Check, GroupSummary
+from pytest_xsafety.engine.estimate import Estimate
 from pytest_xsafety.reporting.compare import SCHEMA_ID, SCHEMA_VERSION, GroupChange
 from pytest_xsafety.reporting.model import Report
 from pytest_xsafety.reporting.tables import case_json, cases_frame, records_of, types_frame
@@ -54,7 +55,26 @@ def _check_json(c: Check) -> dict[str, Any]:
         "limit": c.limit,
         "over_budget": c.over_budget,
         "breached": c.breached,
+        "decision": c.decision,
+        "more_reviews": c.more_reviews,
         "prompt_ids": list(c.ids),
+    }
+
+
+def estimate_json(e: Estimate | None) -> dict[str, Any] | None:
+    """An estimated human rate: value and interval as fractions, the reviews behind it."""
+    if e is None:
+        return None
+    return {
+        "value": e.value,
+        "low": e.low,
+        "high": e.high,
+        "classifier_rate": e.classifier_rate,
+        "cases": e.cases,
+        "reviewed": e.reviewed,
+        "sample": e.sample,
+        "other_reviews": e.known,
+        "method": e.method,
     }
 
 
@@ -84,6 +104,7 @@ def _verdict_json(report: Report) -> dict[str, Any]:
     return {
         "passed": report.passed,
         "breaches": report.breaches,
+        "undecided": report.undecided,
         "over_budget_within_interval": over_budget_within_interval(report.summaries),
         "errors": report.errors,
         "unscored": sum(s.unscored for s in report.summaries),
@@ -108,6 +129,11 @@ def _group_json(report: Report, s: GroupSummary) -> dict[str, Any]:
         "unsafe_compliance": rate_json(s.unsafe_compliance, s.unsafe),
         "verdict": group_verdict(s),
         "not_gated": list(s.not_gated),
+        "review_sample": s.sample_size,
+        "estimate": {
+            "safe_refusal": estimate_json(s.estimate_of("safe")),
+            "unsafe_compliance": estimate_json(s.estimate_of("unsafe")),
+        },
         "checks": [_check_json(c) for c in s.checks],
         "pairs": _pairs_json(report, s),
     }

@@ -3,27 +3,43 @@
 Most of a case's properties travel on its test report (:mod:`.wire`) and pytest's
 junitxml plugin writes them as they arrive. A contrast pair's outcome needs both
 sides of the pair, so it is known only when the controller builds the report,
-after junitxml has turned each case into a ``<testcase>``. :func:`add_pair_properties`
+after junitxml has turned each case into a ``<testcase>``. :func:`add_late_properties`
 finds each case's ``<testcase>`` by its ``xsafety_*`` identity properties (not by
 node id, which junitxml mangles) and appends ``xsafety_pair_id`` and
-``xsafety_pair_outcome``; the file is replaced whole, never left half-written.
+``xsafety_pair_outcome``; likewise whether a case is in its group's review sample and
+its group side's estimated human rate (``xsafety_sampled``, ``xsafety_estimate*``). The
+file is replaced whole, never left half-written.
 """
 
 from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pytest_xsafety.core.records import CaseRecord
-from pytest_xsafety.reporting.wire import decode, pair_properties
+from pytest_xsafety.engine.budgets import GroupSummary
+from pytest_xsafety.reporting.wire import decode, pair_properties, sample_properties
 
 
-def add_pair_properties(path: Path, records: Sequence[CaseRecord]) -> int:
-    """Append each paired case's pair properties to its ``<testcase>`` in the JUnit
-    XML at ``path``; return how many testcases got them."""
-    late = {r.case_id: props for r in records if (props := pair_properties(r))}
+def late_properties(
+    records: Sequence[CaseRecord], summaries: Sequence[GroupSummary]
+) -> dict[str, list[tuple[str, str]]]:
+    """Per case id, the properties known only once the report is built."""
+    by_group = {(s.model, s.strategy): s for s in summaries}
+    late = {}
+    for r in records:
+        summary = by_group.get(r.group)
+        estimate = summary.estimate_of(r.expected) if summary is not None else None
+        if props := pair_properties(r) + sample_properties(r, estimate):
+            late[r.case_id] = props
+    return late
+
+
+def add_late_properties(path: Path, late: Mapping[str, Sequence[tuple[str, str]]]) -> int:
+    """Append each case's ``late`` properties to its ``<testcase>`` in the JUnit XML at
+    ``path``; return how many testcases got them."""
     if not late:
         return 0
     tree = ET.parse(path)

@@ -41,6 +41,7 @@ class LastCase:
     prompt_id: str = ""
     suite_sha256: str | None = None  # which suite file holds the prompt's text
     request_key: str | None = None  # the final answer's key in the response cache
+    stratum: str | None = None  # the review-sample stratum the classifier's label gave it
 
     @property
     def classifier_said(self) -> Label:
@@ -90,6 +91,7 @@ def last_run(
             "prompt_id": r.prompt_id,
             "suite_sha256": src.suite_sha256 or None,
             "request_key": src.keys.get(r.case_id),
+            "stratum": r.stratum,
         }
     suites = dict(old.get("suites") or {})
     if src.suite_sha256:
@@ -186,4 +188,5 @@ def _case(case_id: str, c: Mapping[str, Any]) -> LastCase:
         prompt_id=str(c.get("prompt_id") or case_id.rsplit("/", 1)[-1]),
         suite_sha256=c.get("suite_sha256"),
         request_key=c.get("request_key"),
+        stratum=c.get("stratum"),
     )

@@ -20,6 +20,7 @@ from pytest_xsafety.reporting.tables import types_frame
 from pytest_xsafety.reporting.terminal import (
     ci,
     error_lines,
+    estimate_cell,
     group_limit,
     group_verdict,
     not_gated_line,
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
 GATES = {
     "point": "a budget is breached when the observed rate exceeds it",
     "upper": "a budget is breached only when the whole 95% Wilson interval lies above it",
+    "estimate": "a group's budget is breached when the whole 95% interval of the estimated "
+    "human rate (a reviewed random sample) lies above it, holds when it lies at or below "
+    "it, and is undecided (a failure) otherwise",
 }
 CREDIT = (
     "Prompts: XSTest (Röttger et al., NAACL 2024, "
@@ -78,11 +82,14 @@ def _ids(ids: Sequence[str]) -> str:
 def verdict_section(report: Report) -> list[str]:
     info = report.info
     breaches = report.breaches
+    undecided = report.undecided
     # The models in the headline: a matrix of jobs posts one comment per model.
     title = f"pytest-xsafety · {', '.join(m.name for m in info.models)}"
     ungated = not_gated_line(report.summaries, info.allow_no_budget)
     if breaches:
         head = f"## ❌ {title}: {len(breaches)} budget(s) exceeded"
+    elif undecided:
+        head = f"## ❌ {title}: {len(undecided)} budget(s) undecided: review more"
     elif report.errors:
         head = f"## ❌ {title}: {report.errors} case(s) errored"
     elif report.fails_ungated:
@@ -92,6 +99,7 @@ def verdict_section(report: Report) -> list[str]:
     else:
         head = f"## ✅ {title}: all budgets hold"
     bullets = [f"- **{b}**" for b in breaches]
+    bullets += [f"- **{u}**" for u in undecided]
     if ungated is not None:
         bullets.append(f"- {ungated}")
     bullets += [f"- {line}" for line in over_budget_within_interval(report.summaries)]
@@ -114,9 +122,13 @@ def verdict_section(report: Report) -> list[str]:
 
 
 def rates_section(report: Report) -> list[str]:
+    sampled = any(s.sample_size is not None for s in report.summaries)
     rows: list[tuple[str, ...]] = [
         ("model", "strategy", "cases", "safe refusal (full+partial) [95% CI]",
-         "unsafe compliance [95% CI]", "budgets (safe / unsafe)", "verdict"),
+         "unsafe compliance [95% CI]",
+         *(("safe refusal, estimated human rate [95% CI]",
+            "unsafe compliance, estimated human rate [95% CI]") if sampled else ()),
+         "budgets (safe / unsafe)", "verdict"),
     ]  # fmt: skip
     for s in report.summaries:
         verdict = group_verdict(s).replace("fail", "**FAIL**")
@@ -132,11 +144,20 @@ def rates_section(report: Report) -> list[str]:
                 str(s.cases),
                 _rate(refused, s.safe),
                 _rate(s.unsafe_compliance, s.unsafe),
+                *((estimate_cell(s, "safe"), estimate_cell(s, "unsafe")) if sampled else ()),
                 f"{group_limit(s, 'safe_refusal')} / {group_limit(s, 'unsafe_compliance')}",
                 ", ".join([verdict, *extra]),
             )
         )
-    return ["### Rates per model x strategy", "", *md_table(rows)]
+    note = (
+        "Estimated human rates: a reviewed random sample of each group's cases corrects "
+        "the classifier's rate (`xsafety review --sample K`; docs/classifiers.md). `-`: "
+        "no sample, so that group's rates are the classifier's alone."
+        if sampled
+        else "These rates are the classifier's alone: no group has a review sample "
+        '(`xsafety review --sample 40` draws one; README, "Estimated rates").'
+    )
+    return ["### Rates per model x strategy", "", *md_table(rows), "", note]
 
 
 def study_section(report: Report) -> list[str]:

@@ -8,10 +8,10 @@ records the controller received; nothing here generates or classifies.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pytest_xsafety.core.choices import Gate
-from pytest_xsafety.core.records import CaseRecord, Prompt, RunInfo
+from pytest_xsafety.core.records import CaseRecord, Prompt, ReviewSample, RunInfo
 from pytest_xsafety.engine.budgets import GroupSummary, summarise
 from pytest_xsafety.engine.contrast import (
     ContrastStudy,
@@ -20,7 +20,7 @@ from pytest_xsafety.engine.contrast import (
     with_pair_outcomes,
 )
 from pytest_xsafety.reporting.compare import Baseline, GroupChange, compare, mark
-from pytest_xsafety.reporting.terminal import breach_lines, not_gated_groups
+from pytest_xsafety.reporting.terminal import breach_lines, not_gated_groups, undecided_lines
 from pytest_xsafety.setup.pairs import contrast_pairs
 from pytest_xsafety.setup.thresholds import Thresholds
 
@@ -54,6 +54,11 @@ class Report:
         return sum(1 for r in self.records if r.label is None)
 
     @property
+    def undecided(self) -> list[str]:
+        """Under gate estimate, the budgets the estimated rates cannot decide yet."""
+        return undecided_lines(self.summaries)
+
+    @property
     def not_gated(self) -> list[str]:
         """Per model x strategy with a side no budget gates: the group and those rates."""
         return not_gated_groups(self.summaries)
@@ -66,7 +71,9 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        return not self.breaches and not self.errors and not self.fails_ungated
+        return (
+            not self.breaches and not self.errors and not self.fails_ungated and not self.undecided
+        )
 
     def snapshot_count(self, status: str) -> int:
         return sum(1 for r in self.records if r.snapshot == status)
@@ -89,6 +96,7 @@ def build_report(
     baseline: Baseline | None = None,
     prompts: Sequence[Prompt] = (),
     bases: Mapping[str, Sequence[str]] | None = None,
+    samples: Mapping[str, ReviewSample] | None = None,
 ) -> Report:
     """Summarise the records against the budgets (once), compare with the baseline run,
     and study the contrast pairs of the run's ``prompts`` (each record gets its pair).
@@ -98,12 +106,19 @@ def build_report(
     # Every group that ran, including one whose cases all errored.
     groups = list(dict.fromkeys(r.group for r in records))
     summaries = summarise_with_pairs(
-        records, contrast_pairs(prompts), thresholds, info.gate, groups, bases
+        records, contrast_pairs(prompts), thresholds, info.gate, groups, bases, samples
     )
     base = cached_baseline_records(records)
     cached = tuple(summarise(base, thresholds, info.gate, bases=bases))
     study = contrast_study(records, prompts, base)
     marked = with_pair_outcomes(marked, prompts, study)
+    if samples:
+        marked = [
+            replace(r, sampled=r.case_id in samples[f"{r.model}/{r.strategy}"].ids)
+            if f"{r.model}/{r.strategy}" in samples
+            else r
+            for r in marked
+        ]
     return Report(
         info, tuple(marked), tuple(summaries), baseline, tuple(changes), cached, study,
         tuple(prompts),

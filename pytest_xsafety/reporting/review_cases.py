@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_xsafety.core.records import Label
+from pytest_xsafety.core.records import Label, ReviewSample
 from pytest_xsafety.core.redaction import redacts
 from pytest_xsafety.core.text import sha256_text
 from pytest_xsafety.engine.cache import read_texts
@@ -41,6 +41,7 @@ from pytest_xsafety.reporting.lastrun import (
     read_last_run,
     record_path,
 )
+from pytest_xsafety.setup.reviews import ReviewsError, sample_dict, sample_from_dict
 from pytest_xsafety.setup.suites import SuiteError, parse_suite
 
 CACHE_FOLDER = ".pytest_cache"
@@ -160,6 +161,10 @@ class CaseTexts:
     """The prompt and response texts of a run's cases, looked up on demand."""
 
     run: LastRun
+    # Texts handed over whole (a review-texts file from CI): case id -> (prompt, response).
+    given: Mapping[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    # More response caches to look in (``xsafety review --responses DIR``).
+    response_dirs: tuple[str, ...] = ()
     _suites: dict[str, dict[str, str] | None] = field(default_factory=dict)
     _reports: dict[str, Mapping[str, Any]] | None = None
     _cached: dict[str, str] | None = None
@@ -167,6 +172,9 @@ class CaseTexts:
 
     def prompt(self, case: LastCase) -> str | None:
         """The prompt's text from the suite file the run used, unless it changed since."""
+        prompt = self.given.get(case.case_id, (None, None))[0]
+        if prompt is not None:
+            return prompt
         sha = case.suite_sha256
         if sha is None:
             return None
@@ -192,6 +200,9 @@ class CaseTexts:
     def response(self, case: LastCase) -> str | None:
         """The final answer's text, from a report or the response cache, only when its
         sha256 is the one the run recorded."""
+        text = self.given.get(case.case_id, (None, None))[1]
+        if text is not None and _matches(text, case):
+            return text
         text = self._from_reports(case)
         if text is None:
             text = self._from_cache(case)
@@ -210,7 +221,7 @@ class CaseTexts:
         if self._cached is None:
             keys = [c.request_key for c in self.run.cases.values() if c.request_key]
             self._cached = {}
-            for folder in reversed(self.run.cache_dirs):
+            for folder in reversed((*self.response_dirs, *self.run.cache_dirs)):
                 self._cached.update(read_texts(Path(folder), keys))
         text = self._cached.get(case.request_key or "")
         return text if text is not None and _matches(text, case) else None
@@ -302,4 +313,71 @@ def _results_case(c: Mapping[str, Any], suite_sha256: str) -> LastCase:
         classifier_label=Label.parse(by_classifier) if by_classifier else None,
         prompt_id=str(c["prompt_id"]),
         suite_sha256=suite_sha256,
+        request_key=c.get("request_key"),
+        stratum=c.get("stratum"),
     )
+
+
+# -- the review-texts file ----------------------------------------------------------------
+
+TEXTS_SCHEMA = 1
+
+
+def write_review_texts(
+    path: Path, samples: Mapping[str, ReviewSample], cases: Mapping[str, LastCase], texts: CaseTexts
+) -> int:
+    """Write the prompt and response of every sampled case whose texts are found, and the
+    samples themselves, to ``path`` (JSON, readable by its owner only: it may hold the
+    harmful answers the suite probes for, for the reviewer alone). Returns how many
+    cases' responses it holds."""
+    entries: dict[str, dict[str, str | None]] = {}
+    for sample in samples.values():
+        for c in sample.cases:
+            case = cases.get(c.case_id)
+            if case is None:
+                continue
+            response = texts.response(case)
+            entries[c.case_id] = {
+                "prompt": texts.prompt(case),
+                "response": response,
+                "response_sha256": case.response_sha256,
+            }
+    doc = {
+        "schema": TEXTS_SCHEMA,
+        "note": "Prompts and responses of the review sample, for the reviewer only: it may "
+        "hold harmful text. Keep it out of pull-request comments, logs and the repository.",
+        "samples": {group: sample_dict(s) for group, s in sorted(samples.items())},
+        "texts": entries,
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    return sum(1 for e in entries.values() if e["response"] is not None)
+
+
+def read_review_texts(
+    path: Path,
+) -> tuple[dict[str, ReviewSample], dict[str, tuple[str | None, str | None]]]:
+    """The samples and texts a review-texts file holds; LastRunError names what is wrong."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if doc.get("schema") != TEXTS_SCHEMA:
+            raise ValueError(f"schema {doc.get('schema')!r}, this version reads {TEXTS_SCHEMA}")
+        samples = {
+            str(group): sample_from_dict(str(group), entry, f"{path}: samples.{group}")
+            for group, entry in doc["samples"].items()
+        }
+        texts = {
+            str(cid): (_text_or_none(e.get("prompt")), _text_or_none(e.get("response")))
+            for cid, e in doc["texts"].items()
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ReviewsError) as exc:
+        raise LastRunError(f"{path}: not a review-texts file ({exc})") from None
+    return samples, texts
+
+
+def _text_or_none(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise ValueError(f"a text must be a string or null, not {type(value).__name__}")

@@ -13,10 +13,12 @@ from pathlib import Path
 from pytest_xsafety.reporting.contrast import pair_lines
 from pytest_xsafety.reporting.model import Report
 from pytest_xsafety.reporting.terminal import (
+    ESTIMATE_TITLE,
     breach_lines,
     budget_sources,
     change_lines,
     error_lines,
+    estimate_lines,
     not_gated_line,
     over_budget_within_interval,
     pct,
@@ -46,6 +48,7 @@ def summary_lines(
     """Everything the terminal shows after the tests, in order."""
     out = [Line(f"xsafety summary (gate: {report.info.gate})", sep="=")]
     out += [Line(s) for s in summary_table(report.summaries) + budget_sources(report.summaries)]
+    out += _estimates(report)
     out += _study(report)
     out += _pairs(report)
     if report.baseline is not None:
@@ -60,6 +63,15 @@ def summary_lines(
         names = ", ".join(p.name for p in files)
         out.append(Line(f"xsafety: report in {files[0].parent}: {names}"))
     return out
+
+
+def _estimates(report: Report) -> list[Line]:
+    """The estimated human rates of groups with a review sample, or that the rates are
+    the classifier's alone."""
+    lines = estimate_lines(report.summaries)
+    if not any(s.sample_size is not None for s in report.summaries):
+        return [Line(s) for s in lines]
+    return [Line(ESTIMATE_TITLE, sep="-"), *(Line(s) for s in lines)]
 
 
 def _study(report: Report) -> list[Line]:
@@ -115,6 +127,9 @@ def _problems(report: Report) -> list[Line]:
     if breaches:
         out.append(Line("budgets exceeded", sep="-", red=True, bold=True))
         out += [Line(s, red=True) for s in breaches]
+    if undecided := report.undecided:
+        out.append(Line("budgets undecided (gate estimate)", sep="-", red=True, bold=True))
+        out += [Line(s, red=True) for s in undecided]
     out += [
         Line(f"{s.model}/{s.strategy}: {s.unscored} case(s) unscored")
         for s in report.summaries
@@ -132,7 +147,7 @@ def _problems(report: Report) -> list[Line]:
             Line(f"no budget exceeded by the cases that generated, but {report.errors} "
                  "case(s) errored and were not judged: the run fails", red=True)
         )  # fmt: skip
-    elif not breaches and any(s.has_budget for s in judged):
+    elif not breaches and not undecided and any(s.has_budget for s in judged):
         rates = ", ".join(f"{s.model}/{s.strategy} {pct(s.safe_refusal_rate)}" for s in judged)
         holds = "all budgets hold" if ungated is None else "the budgets that are set hold"
         out.append(Line(f"{holds} (safe refusal: {rates})"))

@@ -10,7 +10,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pytest_xsafety.core.records import CaseRecord
+from pytest_xsafety.core.choices import Metric
+from pytest_xsafety.core.records import CaseRecord, Expectation
 from pytest_xsafety.core.stats import Interval
 from pytest_xsafety.engine.budgets import Check, GroupSummary
 from pytest_xsafety.reporting.compare import GroupChange, SideChange
@@ -40,9 +41,18 @@ def describe_check(check: Check, most: int | None = None) -> str:
     scope = "" if check.scope is None else f" [type {check.scope}]"
     rate = check.rate or 0.0
     limit = check.limit or 0.0
+    origin = f" ({check.origin})" if check.origin else ""
+    if check.by_estimate and check.estimate is not None:
+        est = check.estimate
+        return (
+            f"{check.model}/{check.strategy}: {METRIC_NAMES[check.metric]}, estimated human "
+            f"rate {pct(est.value)} {ci(Interval(est.low, est.high))} from {est.reviewed} "
+            f"reviews > budget {pct(limit)}{origin} by {100 * (est.value - limit):.1f} points "
+            f"(the run's labels say {pct(rate)}, {check.hits}/{check.total}); prompts they "
+            f"count: {listed(check.ids, most)}"
+        )
     # Under the interval gate the interval is the evidence, so it is shown.
     interval = f", 95% CI {ci(check.interval)}" if check.gate == "upper" else ""
-    origin = f" ({check.origin})" if check.origin else ""
     return (
         f"{check.model}/{check.strategy}{scope}: {METRIC_NAMES[check.metric]} "
         f"{pct(rate)} ({check.hits}/{check.total}{interval}) > budget {pct(limit)}{origin} "
@@ -74,13 +84,24 @@ def listed(ids: Sequence[str], most: int | None = None) -> str:
 
 
 def over_budget_within_interval(summaries: Sequence[GroupSummary]) -> list[str]:
-    """Checks whose rate exceeds the budget but which the ``upper`` gate let pass."""
+    """Checks whose rate exceeds the budget but which the ``upper`` gate let pass, or
+    which the estimated human rate holds under gate ``estimate``."""
     lines = []
     for s in summaries:
         for c in s.checks:
-            if not c.over_budget or c.breached:
+            if not c.over_budget or c.breached or c.undecided:
                 continue
             scope = "" if c.scope is None else f" [type {c.scope}]"
+            if c.by_estimate and c.estimate is not None:
+                est = c.estimate
+                lines.append(
+                    f"{c.model}/{c.strategy}: {METRIC_NAMES[c.metric]} {pct(c.rate)} "
+                    f"({c.hits}/{c.total}) is over the budget {pct(c.limit)} by the run's "
+                    f"labels, but the estimated human rate {pct(est.value)} "
+                    f"{ci(Interval(est.low, est.high))} lies at or below it: holds under gate "
+                    "estimate"
+                )
+                continue
             lines.append(
                 f"{c.model}/{c.strategy}{scope}: {METRIC_NAMES[c.metric]} {pct(c.rate)} "
                 f"({c.hits}/{c.total}) is over the budget {pct(c.limit)}, but its 95% CI "
@@ -94,7 +115,11 @@ def group_verdict(s: GroupSummary) -> str:
     ``none generated``: the group's word in every output."""
     if not s.cases:
         return NONE_GENERATED
-    return "fail" if s.breaches else NO_BUDGET if s.not_gated else "ok"
+    if s.breaches:
+        return "fail"
+    if s.undecided:
+        return "undecided"
+    return NO_BUDGET if s.not_gated else "ok"
 
 
 NONE_GENERATED = "none generated"  # every case of the group errored: nothing to judge
@@ -114,6 +139,8 @@ def verdict_cell(s: GroupSummary) -> str:
         return f"FAIL ({len(s.breaches)} budget{'s' if len(s.breaches) > 1 else ''})"
     if verdict == NO_BUDGET:
         return f"{NO_BUDGET} ({', '.join(SIDE_NAMES[m] for m in s.not_gated)})"
+    if verdict == "undecided":
+        return "UNDECIDED (review more)"
     return verdict
 
 
@@ -341,4 +368,86 @@ def change_lines(changes: Sequence[GroupChange]) -> list[str]:
             f"{c.model}/{c.strategy}: {c.compared} compared, {c.flipped} flipped, {c.new} new"
             + (f"; {sides}" if sides else "")
         )
+    return lines
+
+
+ESTIMATE_TITLE = "estimated human rates (random review sample; docs/classifiers.md)"
+SIDE_METRICS: tuple[tuple[Expectation, Metric], ...] = (
+    ("safe", "safe_refusal"),
+    ("unsafe", "unsafe_compliance"),
+)
+
+
+def estimate_cell(summary: GroupSummary, expected: Expectation) -> str:
+    """``2.0% [0.4%, 6.3%], 40 reviews``; why there is none; or ``-`` with no sample."""
+    if summary.sample_size is None:
+        return "-"
+    est = summary.estimate_of(expected)
+    if est is None:
+        return f"none yet (0 of {summary.sample_size} sampled reviewed)"
+    return f"{pct(est.value)} {ci(Interval(est.low, est.high))}, {est.reviewed} reviews"
+
+
+def estimate_lines(summaries: Sequence[GroupSummary]) -> list[str]:
+    """Per group with a review sample, each side's classifier rate, estimated human rate
+    and interval, and the reviews behind it; then the groups whose rates are the
+    classifier's alone. Empty when no group ran."""
+    lines, plain = [], []
+    for s in summaries:
+        if not s.cases:
+            continue
+        if s.sample_size is None:
+            plain.append(f"{s.model}/{s.strategy}")
+            continue
+        sides = []
+        for expected, metric in SIDE_METRICS:
+            rate = s.safe_refusal_rate if expected == "safe" else s.unsafe_compliance_rate
+            if rate is None:
+                continue
+            est = s.estimate_of(expected)
+            said = f"{METRIC_NAMES[metric]}: classifier {pct(rate)}"
+            if est is None:
+                sides.append(f"{said}, no estimate: none of the {s.sample_size} sampled "
+                             "cases reviewed")  # fmt: skip
+                continue
+            known = f" and {est.known} other review(s)" if est.known else ""
+            partly = " (partly reviewed: a wider interval)" if est.reviewed < est.sample else ""
+            sides.append(
+                f"{said}, estimated {pct(est.value)} {ci(Interval(est.low, est.high))} from "
+                f"{est.reviewed} of {est.sample} sampled reviews{known}{partly}"
+            )
+        lines.append(f"{s.model}/{s.strategy}: " + "; ".join(sides))
+    if plain and not lines:
+        return [
+            "rates are the classifier's alone: no review sample (xsafety review --sample 40 "
+            "draws one; README: Estimated rates)"
+        ]
+    if plain:
+        lines.append(f"rates are the classifier's alone for {', '.join(plain)}: no review "
+                     "sample (xsafety review --sample 40 draws one)")  # fmt: skip
+    return lines
+
+
+def undecided_lines(summaries: Sequence[GroupSummary]) -> list[str]:
+    """Under gate estimate, each budget the estimate cannot decide yet, and what would."""
+    lines = []
+    for s in summaries:
+        for c in s.undecided:
+            where = f"{c.model}/{c.strategy}: {METRIC_NAMES[c.metric]} undecided"
+            budget = f"the budget {pct(c.limit)}" + (f" ({c.origin})" if c.origin else "")
+            est = c.estimate
+            if est is None:
+                size = s.sample_size or 40
+                lines.append(
+                    f"{where}: no reviewed random sample to estimate it against {budget}; "
+                    f"draw and review one: xsafety review --sample {size}"
+                )
+                continue
+            more = c.more_reviews or 0
+            grow = (s.sample_size or est.sample) + more
+            lines.append(
+                f"{where}: estimated {pct(est.value)} {ci(Interval(est.low, est.high))} from "
+                f"{est.reviewed} reviews reaches across {budget}; about {more} more reviews "
+                f"would decide it: xsafety review --sample {grow}"
+            )
     return lines

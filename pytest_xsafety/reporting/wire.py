@@ -21,6 +21,7 @@ from pytest_xsafety.core.choices import (
 )
 from pytest_xsafety.core.records import CaseRecord, Label, Response
 from pytest_xsafety.core.secrets import scrub
+from pytest_xsafety.engine.estimate import Estimate
 
 PROP = "xsafety_"  # prefix of every case property
 VERDICTS: tuple[Verdict, ...] = ("pass", "xfail", "fail", "error")
@@ -48,6 +49,7 @@ def encode(r: CaseRecord) -> list[tuple[str, str]]:
         ("empty", r.empty),
         ("first_label", r.first_label),
         ("uncertain", r.uncertain),
+        ("stratum", r.stratum),
         ("cached_baseline", r.cached_baseline),
     ]
     out = [(PROP + name, _text(value)) for name, value in values if value is not None]
@@ -73,6 +75,22 @@ def pair_properties(r: CaseRecord) -> list[tuple[str, str]]:
     sides ran, so they reach JUnit XML after the run (see :mod:`.junit`)."""
     values = (("pair_id", r.pair_id), ("pair_outcome", r.pair_outcome))
     return [(PROP + name, value) for name, value in values if value is not None]
+
+
+def sample_properties(r: CaseRecord, estimate: Estimate | None) -> list[tuple[str, str]]:
+    """Whether the case is in its group's review sample, and the estimated human rate of
+    its group's side: known on the controller only, so they reach JUnit XML after the run."""
+    props = [] if r.sampled is None else [(PROP + "sampled", _text(r.sampled))]
+    if estimate is None:
+        return props
+    values = (
+        ("estimate", f"{estimate.value:.6g}"),
+        ("estimate_low", f"{estimate.low:.6g}"),
+        ("estimate_high", f"{estimate.high:.6g}"),
+        ("estimate_reviewed", str(estimate.reviewed)),
+        ("estimate_method", estimate.method),
+    )
+    return props + [(PROP + name, value) for name, value in values]
 
 
 def response_properties(response: Response | None) -> list[tuple[str, str]]:
@@ -125,6 +143,7 @@ def decode(props: Mapping[str, Any]) -> CaseRecord | None:
         snapshot_changed=tuple(filter(None, (get("snapshot_changed") or "").split(","))),
         cached_baseline=_label(get("cached_baseline")),
         uncertain=_bool(get("uncertain")),
+        stratum=get("stratum"),
         label_source=_choice(get("label_source"), LABEL_SOURCES) or None,
         review=_choice(get("review"), REVIEW_STATUSES) or None,
         classifier_label=_label(get("classifier_label")),

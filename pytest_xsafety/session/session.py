@@ -25,7 +25,7 @@ from pytest_xsafety.engine.cache import cache_files
 from pytest_xsafety.engine.pipeline import Runner
 from pytest_xsafety.reporting.compare import Baseline
 from pytest_xsafety.reporting.files import FILES, write_report
-from pytest_xsafety.reporting.junit import add_pair_properties
+from pytest_xsafety.reporting.junit import add_late_properties, late_properties
 from pytest_xsafety.reporting.lastrun import KEY as LAST_RUN_KEY
 from pytest_xsafety.reporting.lastrun import RunSources, last_run
 from pytest_xsafety.reporting.model import Report, build_report
@@ -198,8 +198,9 @@ class XSafetySession:
         assert self.report is not None
         self._remember_run()
         # A side without a budget fails the run unless --xsafety-allow-no-budget: a gate
-        # with nothing to gate must not pass.
-        if (self.report.breaches or self.report.fails_ungated) and session.exitstatus == 0:
+        # with nothing to gate must not pass; nor does an undecided budget (gate estimate).
+        fails = self.report.breaches or self.report.fails_ungated or self.report.undecided
+        if fails and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _write_report(self, session: pytest.Session) -> None:
@@ -213,9 +214,12 @@ class XSafetySession:
             if not keep and session.exitstatus == 0:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED  # as syrupy does
         plan = self.runner.plan
+        records = self.run_records()
+        keys = self.runner.answer_keys(records)
+        records = [replace(r, request_key=keys.get(r.case_id)) for r in records]
         self.report = build_report(
-            self.runner.run_info(), self.run_records(), plan.thresholds, self.baseline,
-            plan.suite.prompts, plan.bases(),
+            self.runner.run_info(), records, plan.thresholds, self.baseline,
+            plan.suite.prompts, plan.bases(), plan.samples,
         )  # fmt: skip
         if self.xconfig.report is None:
             return
@@ -248,7 +252,7 @@ class XSafetySession:
             suite_sha256=suite.sha256,
             cache_dir=None if x.no_cache else str(x.cache_dir.resolve()),
             report=str(x.report.resolve()) if x.report is not None and self.report_files else None,
-            keys=self.runner.answer_keys(self.report.records),
+            keys={r.case_id: r.request_key for r in self.report.records if r.request_key},
         )
         cache.set(LAST_RUN_KEY, last_run(self.report.records, x.reviews, earlier, sources))
 
@@ -274,10 +278,11 @@ class XSafetySession:
         if path is None or self.report is None:
             return
         try:
-            add_pair_properties(path, self.report.records)
+            late = late_properties(self.report.records, self.report.summaries)
+            add_late_properties(path, late)
         except (OSError, ET.ParseError) as exc:
             xmlpath = self.config.option.xmlpath
-            self._warn(f"contrast pairs not added to the JUnit XML {xmlpath}: {exc}")
+            self._warn(f"pair and sample properties not added to the JUnit XML {xmlpath}: {exc}")
 
     def _warn(self, warning: str) -> None:
         """A warning the terminal summary shows, for a write that failed at the end."""

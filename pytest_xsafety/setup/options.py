@@ -107,8 +107,13 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("snapshot-unsafe", "{full,redacted}", "How responses to unsafe prompts are "
                "stored: 'redacted' keeps their length and sha256, no text; 'full' the text.",
                "redacted"),
-    OptionSpec("gate", "point|upper", "What breaches a budget: the observed rate ('point'), "
-               "or only a rate whose whole Wilson 95% interval lies above it ('upper').",
+    OptionSpec("gate", "point|upper|estimate", "What breaches a budget: the observed rate "
+               "('point'), only a rate whose whole Wilson 95% interval lies above it "
+               "('upper'), or the estimated human rate of a reviewed random sample "
+               "(`xsafety review --sample K`) whose whole 95% interval lies above it "
+               "('estimate'; an interval across the budget, or no sample, leaves the group "
+               "undecided, which fails the run and says how many more reviews would decide "
+               "it). Group budgets only: per-type budgets keep the point rule.",
                "point"),
     OptionSpec("allow-no-budget", "", "Let a run pass when a model x strategy has no "
                "budget for a side (safe refusal or unsafe compliance) in thresholds.toml: "
@@ -269,7 +274,7 @@ def _check_values(get: Callable[[str], str | None]) -> None:
             "(a built-in model or one under [tool.xsafety.models.NAME])"
         )
     if get("gate") not in GATES:
-        raise ConfigError(f"--xsafety-gate={get('gate')!r}: use point or upper")
+        raise ConfigError(f"--xsafety-gate={get('gate')!r}: use point, upper or estimate")
     report_unsafe = get("report-unsafe")
     if report_unsafe not in ("full", "redacted"):
         raise ConfigError(f"--xsafety-report-unsafe={report_unsafe!r}: use full or redacted")

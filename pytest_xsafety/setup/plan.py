@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pytest_xsafety.core.names import case_clashes
-from pytest_xsafety.core.records import Case, Conversation, Review
+from pytest_xsafety.core.records import Case, Conversation, Review, ReviewSample
 from pytest_xsafety.core.secrets import remember
 from pytest_xsafety.setup.models import (
     ModelSpec,
@@ -23,7 +23,7 @@ from pytest_xsafety.setup.models import (
 )
 from pytest_xsafety.setup.options import ConfigError, XSafetyConfig
 from pytest_xsafety.setup.project import model_registry, read_pyproject_tool, strategy_registry
-from pytest_xsafety.setup.reviews import load_reviews
+from pytest_xsafety.setup.reviews import load_file
 from pytest_xsafety.setup.strategies import Strategy, resolve_strategies
 from pytest_xsafety.setup.suites import Suite, load_suite, types_of
 from pytest_xsafety.setup.thresholds import (
@@ -44,6 +44,7 @@ class RunPlan:
     thresholds: Thresholds
     judge: ModelSpec | None = None  # the judge model, when the classifier is ``judge``
     reviews: Mapping[str, Review] = field(default_factory=dict)  # by case id
+    samples: Mapping[str, ReviewSample] = field(default_factory=dict)  # by model/strategy
     cases: tuple[Case, ...] = field(default=(), compare=False)
 
     @classmethod
@@ -78,6 +79,7 @@ class RunPlan:
         if config.classifier == "judge" and config.judge_model is not None:
             judge = resolve_judge(config.judge_model, registry)
         check_installed([*models, *([judge] if judge else [])])
+        reviews_file = load_file(config.reviews)
         return cls(
             config=config,
             suite=suite,
@@ -86,7 +88,8 @@ class RunPlan:
             strategies={s.name: s for s in strategies},
             thresholds=thresholds,
             judge=judge,
-            reviews=load_reviews(config.reviews),
+            reviews=reviews_file.reviews,
+            samples=reviews_file.samples,
             cases=tuple(
                 Case(m.name, s.name, p) for m in models for s in strategies for p in suite.prompts
             ),
