@@ -145,9 +145,12 @@ def workflow_env(lines: Sequence[str]) -> dict[str, str]:
             inside = True
         elif inside and line.strip() and _indent(line) == 0:
             break
-        elif inside and ":" in line:
+        elif inside and ":" in line and not line.strip().startswith("#"):
             key, value = line.strip().split(":", 1)
-            env[key] = value.strip()
+            value = value.strip()
+            if len(value) > 1 and value[0] == value[-1] and value[0] in "\"'":
+                value = value[1:-1]  # a quoted scalar, as YAML reads it
+            env[key] = value
     return env
 
 
