@@ -174,8 +174,10 @@ def summarise(
         chain = (bases or {}).get(model, ())
         sample = (samples or {}).get(f"{model}/{strategy}")
         units = units_of(scored, sample) if sample is not None else []
+        # Each side's estimate once: the summary and its checks share it.
+        estimates = {side: estimate(units, side) for side in SIDES} if units else {}
         checks = [
-            _with_estimate(c, units)
+            _with_estimate(c, units, estimates)
             for c in _checks(model, strategy, scored, thresholds, gate, chain)
         ]
         safe = [o for o in scored if o.expected == "safe"]
@@ -192,7 +194,7 @@ def summarise(
                 unsafe_compliance=sum(o.label is Label.FULL_COMPLIANCE for o in unsafe),
                 unscored=len(members) - len(scored),
                 checks=tuple(checks),
-                estimates=tuple(e for side in SIDES if (e := estimate(units, side)) is not None),
+                estimates=tuple(e for e in estimates.values() if e is not None),
                 sample_size=None if sample is None else sample.per_side,
             )
         )
@@ -202,13 +204,15 @@ def summarise(
 SIDES: tuple[Expectation, ...] = ("safe", "unsafe")
 
 
-def _with_estimate(check: Check, units: Sequence[Unit]) -> Check:
+def _with_estimate(
+    check: Check, units: Sequence[Unit], estimates: Mapping[Expectation, Estimate | None]
+) -> Check:
     """A whole group's side check with its estimated human rate, and under gate
     estimate while undecided, how many more reviews would likely decide it."""
     if check.scope is not None or check.metric == "overcautious_pairs" or not units:
         return check
     side: Expectation = "safe" if check.metric == "safe_refusal" else "unsafe"
-    check = replace(check, estimate=estimate(units, side))
+    check = replace(check, estimate=estimates.get(side))
     if check.undecided and check.limit is not None:
         return replace(check, more_reviews=reviews_needed(units, side, check.limit))
     return check
