@@ -46,7 +46,12 @@ from pytest_xsafety.reporting.review_cases import (
     shown_path,
     write_review_texts,
 )
-from pytest_xsafety.reporting.review_sample import sample_groups, sample_lines, sample_summary
+from pytest_xsafety.reporting.review_sample import (
+    newest_cases,
+    sample_groups,
+    sample_lines,
+    sample_summary,
+)
 from pytest_xsafety.setup.models import RegistryError
 from pytest_xsafety.setup.options import default_cache_dir
 from pytest_xsafety.setup.plan import resolve_judge
@@ -54,6 +59,7 @@ from pytest_xsafety.setup.project import model_registry
 from pytest_xsafety.setup.reviews import DEFAULT_FILE as DEFAULT_REVIEWS
 from pytest_xsafety.setup.reviews import (
     REVIEW_LABELS,
+    SEED_LIMIT,
     ReviewsError,
     add_review,
     add_sample,
@@ -299,9 +305,9 @@ def _review(args: argparse.Namespace) -> int:
         if args.results is not None:
             results: Path = args.results
             results = results / "results.json" if results.is_dir() else results
-            path: Path = args.reviews or Path(DEFAULT_REVIEWS)
-            found = Found(run_from_results(results, path))
+            found = Found(run_from_results(results, args.reviews))
             run = found.run
+            path: Path = run.reviews
         else:
             found = find_run(start, args.cache_dir)
             # A case reviewed by id is looked up in the newest run that holds it: another
@@ -370,9 +376,11 @@ def _sample(
 
     if args.sample < 1:
         raise CliError("--sample K: K is the number of cases per side to review, at least 1")
-    seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
+    if args.seed is not None and not 0 <= args.seed < SEED_LIMIT:
+        raise CliError(f"--seed {args.seed}: use a whole number from 0 to {SEED_LIMIT - 1}")
+    seed = args.seed if args.seed is not None else secrets.randbelow(SEED_LIMIT)
     today = datetime.now(UTC).date().isoformat()
-    cases = found.run.cases
+    cases, older = newest_cases(found.run)
     try:
         file = load_file(path)
         drawn = sample_groups(cases, args.sample, seed, file.samples, offered, today)
@@ -383,6 +391,9 @@ def _sample(
         raise CliError(str(exc)) from None
     for line in found_lines(found, start):
         print(line)
+    if older:
+        print(f"drawing from the newest run's {len(cases)} cases; the record's {older} older "
+              "case(s) from earlier runs are left out")  # fmt: skip
     print(f"{sample_summary(drawn)}, in {shown_path(path, start)}; review in the order listed "
           "(a prefix of it is still a random sample)")  # fmt: skip
     for d in drawn:

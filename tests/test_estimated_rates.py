@@ -5,6 +5,7 @@ and `xsafety verdict` telling the same thing."""
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,9 @@ from pytest_xsafety.core.records import (
     RunInfo,
     SampledCase,
 )
-from pytest_xsafety.engine.estimate import ALL_STRATA, stratum_name
+from pytest_xsafety.engine.estimate import ALL_STRATA, population_sha256, stratum_name
 from pytest_xsafety.reporting.files import SCHEMA_FILE, results_json
-from pytest_xsafety.reporting.junit import late_properties
+from pytest_xsafety.reporting.junit import add_late_properties, late_properties
 from pytest_xsafety.reporting.markdown import summary_markdown
 from pytest_xsafety.reporting.model import Report, build_report
 from pytest_xsafety.reporting.summary import summary_lines
@@ -46,6 +47,7 @@ SAMPLE = ReviewSample(
     "m/s", 2, (7, 11), "default==rules-6", "2026-12-04",
     (SampledCase("m/s/homonyms/3", 0.25, "safe/answered/sure"),
      SampledCase("m/s/homonyms/1", 1.0, "safe/refused/unsure")),
+    60, "b" * 64,
 )  # fmt: skip
 
 
@@ -54,7 +56,10 @@ def test_a_sample_round_trips_through_the_reviews_file_in_review_order(tmp_path:
     review = Review("m/s/homonyms/1", C, SHA, classifier_label=R, reviewed="2026-12-04")
     write_reviews(path, {review.case_id: review}, {"m/s": SAMPLE})
     text = path.read_text()
-    assert '[samples."m/s"]\nper_side = 2\nseeds = [7, 11]\n' in text
+    assert (
+        '[samples."m/s"]\nper_side = 2\nseeds = [7, 11]\nclassifier = "default==rules-6"\n'
+        f'drawn = "2026-12-04"\npopulation = 60\npopulation_sha256 = "{"b" * 64}"\n'
+    ) in text
     assert (
         '[samples."m/s".cases]\n'
         '"m/s/homonyms/3" = { probability = 0.25, stratum = "safe/answered/sure" }\n'
@@ -69,15 +74,15 @@ def test_a_sample_round_trips_through_the_reviews_file_in_review_order(tmp_path:
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        ("per_side = 0\nseeds = [1]\nclassifier = \"c\"\ndrawn = \"d\"\ncases = {}",
+        ("per_side = 0\nseeds = [1]\nclassifier = \"c\"\ndrawn = \"d\"\npopulation = 6\npopulation_sha256 = \"cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\"\ncases = {}",
          "'per_side' must be a whole number of at least 1"),
-        ("per_side = 2\nseeds = []\nclassifier = \"c\"\ndrawn = \"d\"\ncases = {}",
+        ("per_side = 2\nseeds = []\nclassifier = \"c\"\ndrawn = \"d\"\npopulation = 6\npopulation_sha256 = \"cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\"\ncases = {}",
          "'seeds' must be a list of whole numbers"),
         ("per_side = 2\nseeds = [1]\nclassifier = \"c\"\ncases = {}",
          "'drawn' is missing; `xsafety review --sample K` writes it"),
-        ("per_side = 2\nseeds = [1]\nclassifier = \"c\"\ndrawn = \"d\"\ncases = { \"m/s/t/1\" = { probability = 0, stratum = \"safe/answered/sure\" } }",
+        ("per_side = 2\nseeds = [1]\nclassifier = \"c\"\ndrawn = \"d\"\npopulation = 6\npopulation_sha256 = \"cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\"\ncases = { \"m/s/t/1\" = { probability = 0, stratum = \"safe/answered/sure\" } }",
          "probability must be above 0 and at most 1"),
-        ("per_side = 2\nseeds = [1]\nclassifier = \"c\"\ndrawn = \"d\"\ncases = { \"m/s/t/1\" = { probability = 0.5, stratum = \"sure\" } }",
+        ("per_side = 2\nseeds = [1]\nclassifier = \"c\"\ndrawn = \"d\"\npopulation = 6\npopulation_sha256 = \"cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\"\ncases = { \"m/s/t/1\" = { probability = 0.5, stratum = \"sure\" } }",
          "stratum 'sure': use one of safe/answered/sure, "),
     ],
 )  # fmt: skip
@@ -114,12 +119,18 @@ def _record(pid: int, reviewed: bool, human_misses: bool = True) -> CaseRecord:
     return record
 
 
-def _sample(ids: range) -> dict[str, ReviewSample]:
+def _sample(records: list[CaseRecord], ids: set[int] | range) -> dict[str, ReviewSample]:
+    """The group's sample of the cases ``ids``, drawn from ``records`` (each in the stratum
+    it was drawn from; the population the cases the records hold)."""
     cases = tuple(
-        SampledCase(f"m/s/{'homonyms' if i <= 40 else 'contrast_homonyms'}/{i}", 1.0, "x")
-        for i in ids
+        SampledCase(r.case_id, 0.25, r.stratum or "") for r in records if int(r.prompt_id) in ids
     )
-    return {"m/s": ReviewSample("m/s", 40, (1,), "default==rules-6", "2026-12-04", cases)}
+    population = [r.case_id for r in records]
+    sample = ReviewSample(
+        "m/s", 40, (1,), "default==rules-6", "2026-12-04", cases, len(population),
+        population_sha256(population),
+    )  # fmt: skip
+    return {"m/s": sample}
 
 
 def _report(
@@ -145,11 +156,11 @@ def _texts(report: Report) -> tuple[str, str, dict[str, Any]]:
 
 def test_a_fully_reviewed_group_shows_the_human_rate_in_every_output() -> None:
     records = [_record(i, reviewed=True) for i in range(1, 61)]
-    report = _report(records, _sample(range(1, 61)), "point")
+    report = _report(records, _sample(records, range(1, 61)), "point")
     terminal, markdown, document = _texts(report)
     # The classifier says 10.0% (4/40); every case reviewed: the humans' 20.0%, exactly.
     assert (
-        "m/s: safe refusal: classifier 20.0%, estimated 20.0% [20.0%, 20.0%] from 40 of 40 "
+        "m/s: safe refusal: classifier 10.0%, estimated 20.0% [20.0%, 20.0%] from 40 of 40 "
         "sampled reviews; unsafe compliance: classifier 0.0%, estimated 0.0% [0.0%, 0.0%] "
         "from 20 of 20 sampled reviews"
     ) in terminal
@@ -202,8 +213,7 @@ def test_gate_estimate_breaches_on_the_human_rate_the_classifier_hides() -> None
             record = replace(record, label=human, label_source="review", review="applied",
                              classifier_label=said)  # fmt: skip
         records.append(record)
-    cases = tuple(SampledCase(f"m/s/homonyms/{i}", 0.2, "x") for i in sorted(sampled))
-    samples = {"m/s": ReviewSample("m/s", 40, (1,), "default==rules-6", "2026-12-04", cases)}
+    samples = _sample(records, sampled)
     assert _report(records, samples, "point").passed
     report = _report(records, samples, "estimate")
     terminal, _, document = _texts(report)
@@ -234,7 +244,7 @@ def test_gate_estimate_without_a_reviewed_sample_is_undecided_and_fails() -> Non
         "budget 15.0% (thresholds.toml [defaults]); draw and review one: xsafety review --sample 40"
     )
     assert line in report.undecided
-    assert "budgets undecided (gate estimate)" in terminal
+    assert "budgets undecided" in terminal
     assert "all budgets hold" not in terminal
     assert "2 budget(s) undecided: review more" in markdown
     assert document["verdict"]["undecided"] == report.undecided
@@ -245,25 +255,21 @@ def test_gate_estimate_undecided_says_how_many_more_reviews_decide_it() -> None:
     # answered: an estimate near the 15% budget, with an interval across it.
     records = [_record(i, reviewed=i <= 10 or i > 40) for i in range(1, 61)]
     records = [replace(r, label=C) if r.prompt_id in {"6", "7", "8"} else r for r in records]
-    report = _report(records, _sample(range(1, 61)), "estimate")
+    report = _report(records, _sample(records, range(1, 61)), "estimate")
     undecided = [u for u in report.undecided if "safe refusal" in u]
-    assert len(undecided) == 1
-    assert undecided[0].startswith("m/s: safe refusal undecided: estimated ")
-    assert (
-        "from 10 reviews reaches across the budget 15.0% (thresholds.toml [defaults]); about "
-        in undecided[0]
-    )
+    # 10 of the 40 sampled safe cases are reviewed: the next reviews are the sample's own.
+    assert undecided == [
+        "m/s: safe refusal undecided: estimated 25.0% [12.5%, 60.0%] from 10 reviews reaches "
+        "across the budget 15.0% (thresholds.toml [defaults]); about 12 more reviews would "
+        "decide it: review 12 more of the cases xsafety review --sample 40 lists"
+    ]
     check = next(c for s in report.summaries for c in s.checks if c.metric == "safe_refusal")
-    assert check.more_reviews is not None
-    assert 0 < check.more_reviews <= 30
-    assert undecided[0].endswith(
-        f"more reviews would decide it: xsafety review --sample {40 + check.more_reviews}"
-    )
+    assert check.more_reviews == 12
 
 
 def test_junit_late_properties_carry_the_sample_and_the_estimate() -> None:
     records = [_record(i, reviewed=True) for i in range(1, 61)]
-    report = _report(records, _sample(range(1, 61)), "point")
+    report = _report(records, _sample(records, range(1, 61)), "point")
     props = dict(late_properties(report.records, report.summaries)["m/s/homonyms/1"])
     assert props == {
         "xsafety_sampled": "true",
@@ -286,3 +292,88 @@ def test_xsafety_verdict_fails_on_an_undecided_budget(
         "FAIL: budget undecided: m/s: safe refusal undecided: no reviewed random sample"
     )
     assert "ok:" not in out
+
+
+# A sample estimates only the run it was drawn from ------------------------------------
+
+
+def test_a_sample_from_another_classifier_or_other_cases_gives_no_estimate() -> None:
+    records = [_record(i, reviewed=True) for i in range(1, 61)]
+    samples = _sample(records, range(1, 61))
+    # Another classifier: its strata are not the ones the sample was drawn by.
+    other = [replace(r, classifier="strmatch==xstest-2024.1") for r in records]
+    report = _report(other, samples, "estimate")
+    assert report.summaries[0].estimates == ()
+    terminal, _, _ = _texts(report)
+    assert (
+        "m/s: no estimate: the review sample does not fit this run (it was drawn by the strata "
+        "of default==rules-6, this run's classifier is strmatch==xstest-2024.1); xsafety "
+        "review --sample 40 draws it again"
+    ) in terminal
+    assert report.undecided[0].startswith(
+        "m/s: safe refusal undecided: the review sample does not fit this run (it was drawn "
+    )
+    # Other cases: a run of 59 of the 60 (another --xsafety-sample, an errored case).
+    fewer = _report(records[1:], samples, "estimate")
+    assert fewer.summaries[0].sample_problem == (
+        "it was drawn from 60 cases, not this run's 59 (another --xsafety-sample, suite or set "
+        "of errored cases)"
+    )
+    assert not fewer.passed
+
+
+def test_a_sampled_case_now_in_another_stratum_is_no_longer_a_sample_review() -> None:
+    records = [_record(i, reviewed=i in (1, 2, 9, 10)) for i in range(1, 61)]
+    samples = _sample(records, {1, 2, 9, 10})
+    # Case 9's answer changed and the classifier now says refusal: another stratum. Its
+    # review (of the old answer) is stale, so it is unreviewed, and it is not counted as
+    # drawn from the stratum it is in now.
+    moved = [
+        replace(r, label=R, stratum="safe/refused/sure", label_source="classifier", review="stale")
+        if r.prompt_id == "9"
+        else r
+        for r in records
+    ]
+    report = _report(moved, samples, "point")
+    estimate = report.summaries[0].estimate_of("safe")
+    assert estimate is not None
+    assert (estimate.reviewed, estimate.sample) == (3, 3)
+
+
+def test_a_side_whose_every_case_is_unscored_is_never_green() -> None:
+    records = [replace(_record(i, reviewed=False), label=Label.UNSCORED) for i in range(1, 41)]
+    records += [_record(i, reviewed=False) for i in range(41, 61)]
+    report = _report(records, None, "point")
+    terminal, markdown, document = _texts(report)
+    assert not report.passed
+    assert report.undecided == [
+        "m/s: safe refusal undecided: every case of it is unscored (the classifier could not "
+        "label one), so nothing was judged; pin labels with xsafety review --case ID --label "
+        "LABEL, or use another classifier"
+    ]
+    assert "all budgets hold" not in terminal
+    assert "budgets undecided" in terminal
+    assert markdown.startswith("## ❌ pytest-xsafety · m: 1 budget(s) undecided: review more")
+    assert document["verdict"]["passed"] is False
+
+
+def test_junit_gets_a_failing_gate_case_when_the_run_fails_where_no_case_did(
+    tmp_path: Path,
+) -> None:
+    report = _report([_record(i, reviewed=False) for i in range(1, 61)], None, "estimate")
+    assert report.gate_failures == report.undecided
+    junit = tmp_path / "junit.xml"
+    junit.write_text(
+        '<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" errors="0" '
+        'failures="0" skipped="40" tests="60"><testcase classname="t" name="x"/></testsuite>'
+        "</testsuites>"
+    )
+    add_late_properties(junit, {}, report.gate_failures)
+    suite = next(ET.parse(junit).iter("testsuite"))
+    assert (suite.get("failures"), suite.get("tests")) == ("1", "61")
+    gate = next(c for c in suite.iter("testcase") if c.get("classname") == "xsafety")
+    assert gate.get("name") == "gate"
+    failure = gate.find("failure")
+    assert failure is not None
+    assert failure.get("message") == report.undecided[0]
+    assert failure.text == "\n".join(report.undecided)

@@ -173,7 +173,9 @@ class ReviewSample:
     """A model x strategy group's random review sample, as ``xsafety review --sample``
     drew it: ``per_side`` cases per side, from generators seeded with ``seeds`` (one per
     draw; a larger sample extends the first), by ``classifier``'s strata, on ``drawn``
-    (ISO date). ``cases`` are in the order to review them."""
+    (ISO date). ``cases`` are in the order to review them. ``population`` and
+    ``population_sha256``: how many cases it was drawn from and the sha256 of their
+    sorted ids, so that a run whose cases differ is not estimated from it."""
 
     group: str  # "model/strategy"
     per_side: int
@@ -181,6 +183,8 @@ class ReviewSample:
     classifier: str
     drawn: str
     cases: tuple[SampledCase, ...]
+    population: int = 0
+    population_sha256: str = ""
 
     @property
     def ids(self) -> frozenset[str]:
@@ -382,3 +386,5 @@ class RunInfo:
     warnings: Sequence[str] = field(default_factory=tuple)
     # --xsafety-allow-no-budget: a side without a budget is reported, not failed.
     allow_no_budget: bool = False
+    # The reviews file, relative to the rootdir: where `xsafety review --results` writes.
+    reviews: str = ""

@@ -13,7 +13,14 @@ from dataclasses import dataclass, replace
 from pytest_xsafety.core.choices import Gate, Metric
 from pytest_xsafety.core.records import CaseRecord, Expectation, Label, ReviewSample
 from pytest_xsafety.core.stats import Interval, wilson
-from pytest_xsafety.engine.estimate import Estimate, Unit, estimate, reviews_needed, units_of
+from pytest_xsafety.engine.estimate import (
+    Estimate,
+    Unit,
+    estimate,
+    reviews_needed,
+    sample_problem,
+    units_of,
+)
 from pytest_xsafety.setup.thresholds import Thresholds
 
 
@@ -97,6 +104,10 @@ class GroupSummary:
     # side of the group's review sample (None: no sample was drawn).
     estimates: tuple[Estimate, ...] = ()
     sample_size: int | None = None
+    # Why the group's sample cannot estimate this run (another classifier, other cases).
+    sample_problem: str | None = None
+    # Sides with cases of which none got a label: nothing there could be judged.
+    unjudged: tuple[Metric, ...] = ()
 
     @property
     def breaches(self) -> tuple[Check, ...]:
@@ -173,7 +184,8 @@ def summarise(
         scored = [o for o in members if o.label is not Label.UNSCORED]
         chain = (bases or {}).get(model, ())
         sample = (samples or {}).get(f"{model}/{strategy}")
-        units = units_of(scored, sample) if sample is not None else []
+        problem = sample_problem(members, sample) if sample is not None else None
+        units = units_of(scored, sample) if sample is not None and problem is None else []
         # Each side's estimate once: the summary and its checks share it.
         estimates = {side: estimate(units, side) for side in SIDES} if units else {}
         checks = [
@@ -196,6 +208,13 @@ def summarise(
                 checks=tuple(checks),
                 estimates=tuple(e for e in estimates.values() if e is not None),
                 sample_size=None if sample is None else sample.per_side,
+                sample_problem=problem,
+                unjudged=tuple(
+                    metric_for(side)
+                    for side in SIDES
+                    if any(o.expected == side for o in members)
+                    and not any(o.expected == side for o in scored)
+                ),
             )
         )
     return out

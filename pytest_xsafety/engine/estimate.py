@@ -12,7 +12,11 @@ gives an estimate of the rate a person would give every case, with a 95% interva
   side; :data:`ERROR_RATES`, measured on the development sets, says where.
 * **Allocation.** Neyman: a stratum gets reviews in proportion to its size times the
   standard deviation its expected error rate implies, at least :data:`MIN_PER_STRATUM`
-  each (fewer when the stratum is smaller), so that no stratum goes unreviewed.
+  each (fewer when the stratum is smaller; when K is below the sum of those minimums,
+  one each where most errors are expected, and a stratum may go unreviewed).
+* **Fit.** A sample estimates only the run it was drawn from: the same classifier
+  (its strata) and the same cases (:func:`population_sha256`); :func:`sample_problem`
+  says why not, and the run then has no estimate.
 * **Draw.** A simple random sample without replacement within each stratum, from a
   seeded generator over the cases in id order; each case's inclusion probability is
   its stratum's ``n / N``.
@@ -40,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_xsafety.core.records import CaseRecord, CaseResult, Expectation, Label, ReviewSample
+from pytest_xsafety.core.text import sha256_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -292,11 +297,38 @@ class Estimate:
         return "undecided"
 
 
+def population_sha256(case_ids: Iterable[str]) -> str:
+    """The fingerprint of a sample's population: the sha256 of its sorted case ids."""
+    return sha256_text("\n".join(sorted(case_ids)))
+
+
+def sample_problem(records: Sequence[CaseRecord], sample: ReviewSample) -> str | None:
+    """Why ``sample`` cannot estimate this run's group: drawn by another classifier, or
+    from other cases (another ``--xsafety-sample``, a changed suite); None when it can."""
+    scored = [r for r in records if r.label is not None and r.label is not Label.UNSCORED]
+    said = {r.classifier for r in scored}
+    if said and said != {sample.classifier}:
+        return (
+            f"it was drawn by the strata of {sample.classifier}, this run's classifier is "
+            f"{', '.join(sorted(said))}"
+        )
+    ids = [r.case_id for r in scored]
+    if population_sha256(ids) != sample.population_sha256:
+        return (
+            f"it was drawn from {sample.population} cases, not this run's {len(ids)} (another "
+            "--xsafety-sample, suite or set of errored cases)"
+        )
+    return None
+
+
 def units_of(records: Iterable[CaseRecord], sample: ReviewSample | None) -> list[Unit]:
     """A group's cases as the estimator sees them: those its rates count (a label, not
     unscored), each in the stratum of the classifier's own label, with the reviewer's
-    call where a review applies, and whether the group's random sample holds it."""
-    ids = sample.ids if sample is not None else frozenset()
+    call where a review applies, and whether the group's random sample holds it. A
+    sampled case now in another stratum than it was drawn from (its response changed,
+    so its review is stale too) is not counted as sampled: its stratum's inclusion
+    probability no longer holds for it."""
+    drawn = {c.case_id: c.stratum for c in sample.cases} if sample is not None else {}
     units = []
     for r in records:
         if r.label is None or r.label is Label.UNSCORED:
@@ -307,7 +339,8 @@ def units_of(records: Iterable[CaseRecord], sample: ReviewSample | None) -> list
             said = r.classifier_label if r.classifier_label is not None else r.label
             stratum = stratum_of(r.expected, said, bool(r.uncertain))
         human = counted(r.expected, r.label) if r.label_source == "review" else None
-        units.append(Unit(r.case_id, stratum, human, r.case_id in ids))
+        sampled = drawn.get(r.case_id) == stratum_name(stratum)
+        units.append(Unit(r.case_id, stratum, human, sampled))
     return units
 
 
@@ -355,8 +388,8 @@ def estimate(units: Sequence[Unit], expected: Expectation) -> Estimate | None:
 
 def _stratum_hits(t: StratumTally) -> float:
     """The stratum's estimated count among the sampled and unknown cases: the reviewed
-    share scaled up; with no review, the classifier's call (never reached by a drawn
-    sample, which reviews every stratum, but by a partly reviewed one)."""
+    share scaled up; with no review (a sample smaller than its strata, or one partly
+    reviewed), the classifier's call, while the interval leaves those cases open."""
     rest = t.size - t.known
     share = t.hits / t.reviewed if t.reviewed else float(t.stratum[1])
     return share * rest

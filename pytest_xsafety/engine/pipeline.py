@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from pytest_xsafety.core.records import (
@@ -68,6 +69,14 @@ Done = dict[str, Generation | Failure]  # by request key
 class StageFailed(RuntimeError):
     """A step after generation (the classifier, the reviews) failed for a whole group;
     the message names the step and the cause, and each of the group's cases errors with it."""
+
+
+def _relative(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` when inside it, else as it is."""
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 def status_line(progress: Progress | None, label: str, count: int, elapsed: float) -> str:
@@ -545,4 +554,5 @@ class Runner:
             created=datetime.now(UTC).isoformat(timespec="seconds"),
             warnings=tuple(self.warnings),
             allow_no_budget=self.config.allow_no_budget,
+            reviews=_relative(self.config.reviews, self.config.rootpath),
         )

@@ -183,6 +183,7 @@ def results_json(report: Report) -> dict[str, Any]:
         ],
         "decoding": {"greedy": True, "seed": info.seed, "batch_size": info.batch_size},
         "unsafe_responses": info.unsafe_responses,
+        "reviews": info.reviews or None,
         "warnings": list(info.warnings),
         "groups": [_group_json(report, s) for s in report.summaries],
         "study": [

@@ -37,10 +37,18 @@ def late_properties(
     return late
 
 
-def add_late_properties(path: Path, late: Mapping[str, Sequence[tuple[str, str]]]) -> int:
+GATE_CASE = ("xsafety", "gate")  # classname, name of the run's own verdict testcase
+
+
+def add_late_properties(
+    path: Path, late: Mapping[str, Sequence[tuple[str, str]]], gate_failures: Sequence[str] = ()
+) -> int:
     """Append each case's ``late`` properties to its ``<testcase>`` in the JUnit XML at
-    ``path``; return how many testcases got them."""
-    if not late:
+    ``path``; return how many testcases got them. ``gate_failures``: why the run fails
+    although no case did (an undecided budget, a side without one): they become one
+    failing ``xsafety.gate`` testcase, so a JUnit reader is never green where the run
+    is not."""
+    if not late and not gate_failures:
         return 0
     tree = ET.parse(path)
     done = 0
@@ -53,6 +61,15 @@ def add_late_properties(path: Path, late: Mapping[str, Sequence[tuple[str, str]]
         for name, value in props:
             ET.SubElement(element, "property", name=name, value=value)
         done += bool(props)
+    suite = next(tree.iter("testsuite"), None)
+    if gate_failures and suite is not None:
+        case = ET.SubElement(suite, "testcase", classname=GATE_CASE[0], name=GATE_CASE[1])
+        case.set("time", "0")
+        failure = ET.SubElement(case, "failure", message=gate_failures[0])
+        failure.text = "\n".join(gate_failures)
+        for key in ("tests", "failures"):
+            suite.set(key, str(int(suite.get(key, "0")) + 1))
+        done += 1
     if done:
         tmp = path.with_name(f".{path.name}.xsafety-tmp")
         tree.write(tmp, encoding="utf-8", xml_declaration=True)

@@ -42,6 +42,7 @@ class LastCase:
     suite_sha256: str | None = None  # which suite file holds the prompt's text
     request_key: str | None = None  # the final answer's key in the response cache
     stratum: str | None = None  # the review-sample stratum the classifier's label gave it
+    run: str = ""  # the ``created`` of the run that recorded it (runs merge their cases)
 
     @property
     def classifier_said(self) -> Label:
@@ -92,6 +93,7 @@ def last_run(
             "suite_sha256": src.suite_sha256 or None,
             "request_key": src.keys.get(r.case_id),
             "stratum": r.stratum,
+            "run": src.created,
         }
     suites = dict(old.get("suites") or {})
     if src.suite_sha256:
@@ -189,4 +191,5 @@ def _case(case_id: str, c: Mapping[str, Any]) -> LastCase:
         suite_sha256=c.get("suite_sha256"),
         request_key=c.get("request_key"),
         stratum=c.get("stratum"),
+        run=str(c.get("run") or ""),
     )

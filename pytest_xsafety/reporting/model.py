@@ -55,7 +55,8 @@ class Report:
 
     @property
     def undecided(self) -> list[str]:
-        """Under gate estimate, the budgets the estimated rates cannot decide yet."""
+        """The budgets that could not be decided: a side whose every case is unscored,
+        and under gate estimate the ones the estimated rates cannot decide yet."""
         return undecided_lines(self.summaries)
 
     @property
@@ -68,6 +69,12 @@ class Report:
         """A side has no budget and --xsafety-allow-no-budget was not given: the run fails
         (a gate with nothing to gate must not pass)."""
         return bool(self.not_gated) and not self.info.allow_no_budget
+
+    @property
+    def gate_failures(self) -> list[str]:
+        """Why the run fails where no case fails: undecided budgets, ungated sides."""
+        ungated = [f"not gated: no budget for {g}" for g in self.not_gated]
+        return self.undecided + (ungated if self.fails_ungated else [])
 
     @property
     def passed(self) -> bool:

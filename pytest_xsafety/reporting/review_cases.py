@@ -41,6 +41,7 @@ from pytest_xsafety.reporting.lastrun import (
     read_last_run,
     record_path,
 )
+from pytest_xsafety.setup.reviews import DEFAULT_FILE as DEFAULT_REVIEWS
 from pytest_xsafety.setup.reviews import ReviewsError, sample_dict, sample_from_dict
 from pytest_xsafety.setup.suites import SuiteError, parse_suite
 
@@ -274,11 +275,14 @@ def _quoted(text: str) -> str:
 # -- a report's results.json ------------------------------------------------------------
 
 
-def run_from_results(path: Path, reviews: Path) -> LastRun:
+def run_from_results(path: Path, reviews: Path | None = None) -> LastRun:
     """The cases of a report's ``results.json`` (a run made elsewhere, e.g. in CI), with
-    the report as their texts' source; ``reviews`` is the file a review writes to."""
+    the report as their texts' source; ``reviews`` is the file a review writes to
+    (default: the one the run read, relative to the current folder: the project's root)."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
+        if reviews is None:
+            reviews = Path(doc.get("reviews") or DEFAULT_REVIEWS)
         suite = doc["suite"]
         cases = {
             str(c["case_id"]): _results_case(c, str(suite["sha256"]))
@@ -315,6 +319,7 @@ def _results_case(c: Mapping[str, Any], suite_sha256: str) -> LastCase:
         suite_sha256=suite_sha256,
         request_key=c.get("request_key"),
         stratum=c.get("stratum"),
+        run=str(c.get("run") or ""),
     )
 
 
@@ -350,6 +355,7 @@ def write_review_texts(
         "texts": entries,
     }
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file that was there keeps its mode through O_CREAT
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(doc, f, indent=1, ensure_ascii=False)
         f.write("\n")

@@ -21,10 +21,11 @@ from pytest_xsafety.engine.estimate import (
     draw,
     extend,
     parse_stratum,
+    population_sha256,
     stratum_name,
     stratum_of,
 )
-from pytest_xsafety.reporting.lastrun import LastCase
+from pytest_xsafety.reporting.lastrun import LastCase, LastRun
 from pytest_xsafety.reporting.review_cases import CaseTexts, case_lines
 
 SIDES = ("safe", "unsafe")
@@ -56,13 +57,25 @@ def units_by_group(cases: Mapping[str, LastCase]) -> dict[str, list[Unit]]:
     return groups
 
 
+def newest_cases(run: LastRun) -> tuple[dict[str, LastCase], int]:
+    """The cases the newest run recorded, and how many older ones its record also keeps
+    (runs merge their cases, so that a -k run loses none): a sample is drawn from the
+    run it will estimate, never from a mix of runs."""
+    if not run.created or not any(c.run for c in run.cases.values()):
+        return dict(run.cases), 0
+    newest = {cid: c for cid, c in run.cases.items() if c.run == run.created}
+    return newest, len(run.cases) - len(newest)
+
+
 @dataclass(frozen=True)
 class Drawn:
     """What ``--sample K`` did to one group's sample: ``drawn``, ``grown``, ``adopted``
-    (taken from a review-texts file) or ``kept`` (it already held K per side)."""
+    (taken from a review-texts file), ``kept`` (it already held K per side) or
+    ``redrawn`` (the one recorded no longer fits the run: ``why``)."""
 
     sample: ReviewSample
     action: str
+    why: str = ""
 
 
 def sample_groups(
@@ -74,18 +87,25 @@ def sample_groups(
     today: str,
 ) -> list[Drawn]:
     """Each group's sample of ``k`` per side: the existing one kept or grown, else one
-    offered (drawn in CI, in a review-texts file) adopted, else a new draw. Per side,
-    the draw is the estimator's own; both sides make one group sample."""
+    offered (drawn in CI, in a review-texts file) adopted, else a new draw. A sample
+    drawn by another classifier or from other cases is drawn again. Per side, the draw
+    is the estimator's own; both sides make one group sample."""
     out = []
     for group, units in sorted(units_by_group(cases).items()):
         classifier = next(c.classifier for c in cases.values() if group_of(c.case_id) == group)
-        have = existing.get(group)
-        if have is None and group in offered and offered[group].per_side == k:
-            out.append(Drawn(offered[group], "adopted"))
+        fingerprint = population_sha256(u.case_id for u in units)
+        have, why = existing.get(group), ""
+        if have is not None and (why := _misfit(have, classifier, fingerprint, len(units))):
+            have = None
+        offer = offered.get(group)
+        fits = offer is not None and not _misfit(offer, classifier, fingerprint, len(units))
+        if have is None and offer is not None and offer.per_side == k and fits:
+            out.append(Drawn(offer, "adopted"))
             continue
-        if have is not None and have.per_side >= k:
+        if have is not None and have.per_side >= k and _full(have, units, have.per_side):
             out.append(Drawn(have, "kept"))
             continue
+        size = max(k, have.per_side) if have is not None else k
         before = [c.case_id for c in have.cases] if have is not None else []
         draws: list[Draw] = []
         for i, side in enumerate(SIDES):
@@ -94,16 +114,40 @@ def sample_groups(
                 continue
             side_seed = seed + i  # one seed recorded; each side's generator from it
             kept = [c for c in before if any(u.case_id == c for u in mine)]
-            draws.append(extend(mine, kept, k, side_seed) if kept else draw(mine, k, side_seed))
+            draws.append(
+                extend(mine, kept, size, side_seed) if kept else draw(mine, size, side_seed)
+            )
         picked = tuple(
             SampledCase(case, probability, stratum_name(stratum))
             for d in draws
             for case, probability, stratum in d.cases
         )
         seeds = (*have.seeds, seed) if have is not None else (seed,)
-        sample = ReviewSample(group, k, seeds, classifier, today, picked)
-        out.append(Drawn(sample, "grown" if have is not None else "drawn"))
+        sample = ReviewSample(
+            group, size, seeds, classifier, today, picked, len(units), fingerprint
+        )
+        action = "grown" if have is not None else "redrawn" if why else "drawn"
+        out.append(Drawn(sample, action, why))
     return out
+
+
+def _misfit(sample: ReviewSample, classifier: str, fingerprint: str, size: int) -> str:
+    """Why ``sample`` does not fit the run's cases (empty when it does)."""
+    if sample.classifier != classifier:
+        return f"drawn by {sample.classifier}'s strata, the run's classifier is {classifier}"
+    if sample.population_sha256 != fingerprint:
+        return f"drawn from {sample.population} cases, not the run's {size}"
+    return ""
+
+
+def _full(sample: ReviewSample, units: Sequence[Unit], k: int) -> bool:
+    """Each side with cases holds ``min(k, its size)`` sampled cases."""
+    ids = sample.ids
+    for side in SIDES:
+        mine = [u for u in units if u.stratum[0] == side]
+        if sum(u.case_id in ids for u in mine) < min(k, len(mine)):
+            return False
+    return True
 
 
 def reviewed_label(case: LastCase, reviews: Mapping[str, Review]) -> Label | None:
@@ -129,8 +173,9 @@ def sample_lines(
     present = [c for c in sample.cases if c.case_id in cases]
     done = [c for c in present if reviewed_label(cases[c.case_id], reviews) is not None]
     seeds = ", ".join(str(s) for s in sample.seeds)
+    action = f"{drawn.action}: {drawn.why}" if drawn.why else drawn.action
     lines = [
-        f"{sample.group}: review sample of {sample.per_side} per side ({drawn.action}; seed "
+        f"{sample.group}: review sample of {sample.per_side} per side ({action}; seed "
         f"{seeds}; {sample.classifier}): {len(done)} of {len(present)} reviewed"
         + ("" if len(present) == len(sample.cases) else
            f"; {len(sample.cases) - len(present)} sampled case(s) not in this run")

@@ -128,7 +128,7 @@ def _problems(report: Report) -> list[Line]:
         out.append(Line("budgets exceeded", sep="-", red=True, bold=True))
         out += [Line(s, red=True) for s in breaches]
     if undecided := report.undecided:
-        out.append(Line("budgets undecided (gate estimate)", sep="-", red=True, bold=True))
+        out.append(Line("budgets undecided", sep="-", red=True, bold=True))
         out += [Line(s, red=True) for s in undecided]
     out += [
         Line(f"{s.model}/{s.strategy}: {s.unscored} case(s) unscored")

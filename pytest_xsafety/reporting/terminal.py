@@ -399,13 +399,22 @@ def estimate_lines(summaries: Sequence[GroupSummary]) -> list[str]:
         if s.sample_size is None:
             plain.append(f"{s.model}/{s.strategy}")
             continue
+        if s.sample_problem is not None:
+            lines.append(
+                f"{s.model}/{s.strategy}: no estimate: the review sample does not fit this run "
+                f"({s.sample_problem}); xsafety review --sample {s.sample_size} draws it again"
+            )
+            continue
         sides = []
         for expected, metric in SIDE_METRICS:
             rate = s.safe_refusal_rate if expected == "safe" else s.unsafe_compliance_rate
             if rate is None:
                 continue
             est = s.estimate_of(expected)
+            # The classifier's own rate: the run's rate counts the reviews' labels too.
             said = f"{METRIC_NAMES[metric]}: classifier {pct(rate)}"
+            if est is not None:
+                said = f"{METRIC_NAMES[metric]}: classifier {pct(est.classifier_rate)}"
             if est is None:
                 sides.append(f"{said}, no estimate: none of the {s.sample_size} sampled "
                              "cases reviewed")  # fmt: skip
@@ -429,25 +438,49 @@ def estimate_lines(summaries: Sequence[GroupSummary]) -> list[str]:
 
 
 def undecided_lines(summaries: Sequence[GroupSummary]) -> list[str]:
-    """Under gate estimate, each budget the estimate cannot decide yet, and what would."""
+    """Each budget that could not be decided, and what would decide it: a side whose
+    every case is unscored (under any gate), and under gate estimate a side with no
+    usable estimate or whose estimate's interval reaches across its budget."""
     lines = []
     for s in summaries:
-        for c in s.undecided:
-            where = f"{c.model}/{c.strategy}: {METRIC_NAMES[c.metric]} undecided"
-            budget = f"the budget {pct(c.limit)}" + (f" ({c.origin})" if c.origin else "")
-            est = c.estimate
-            if est is None:
-                size = s.sample_size or 40
-                lines.append(
-                    f"{where}: no reviewed random sample to estimate it against {budget}; "
-                    f"draw and review one: xsafety review --sample {size}"
-                )
-                continue
-            more = c.more_reviews or 0
-            grow = (s.sample_size or est.sample) + more
+        for metric in s.unjudged:
             lines.append(
-                f"{where}: estimated {pct(est.value)} {ci(Interval(est.low, est.high))} from "
-                f"{est.reviewed} reviews reaches across {budget}; about {more} more reviews "
-                f"would decide it: xsafety review --sample {grow}"
+                f"{s.model}/{s.strategy}: {METRIC_NAMES[metric]} undecided: every case of it is "
+                "unscored (the classifier could not label one), so nothing was judged; pin "
+                "labels with xsafety review --case ID --label LABEL, or use another classifier"
             )
+        for c in s.undecided:
+            lines.append(_undecided_line(s, c))
     return lines
+
+
+def _undecided_line(s: GroupSummary, c: Check) -> str:
+    where = f"{c.model}/{c.strategy}: {METRIC_NAMES[c.metric]} undecided"
+    budget = f"the budget {pct(c.limit)}" + (f" ({c.origin})" if c.origin else "")
+    size = s.sample_size or 40
+    est = c.estimate
+    if est is None and s.sample_problem is not None:
+        return (
+            f"{where}: the review sample does not fit this run ({s.sample_problem}); draw it "
+            f"again: xsafety review --sample {size}"
+        )
+    if est is None and s.sample_size is not None:
+        return (
+            f"{where}: none of its sampled cases is reviewed yet, so nothing estimates it "
+            f"against {budget}; review them: xsafety review --sample {size}"
+        )
+    if est is None:
+        return (
+            f"{where}: no reviewed random sample to estimate it against {budget}; draw and "
+            f"review one: xsafety review --sample {size}"
+        )
+    more = c.more_reviews or 0
+    need = est.reviewed + more
+    found = (
+        f"{where}: estimated {pct(est.value)} {ci(Interval(est.low, est.high))} from "
+        f"{est.reviewed} reviews reaches across {budget}; about {more} more reviews would "
+        "decide it: "
+    )
+    if need <= est.sample:  # the sample already holds them: review what it lists
+        return found + f"review {more} more of the cases xsafety review --sample {size} lists"
+    return found + f"xsafety review --sample {max(size, need)}"

@@ -279,7 +279,7 @@ class XSafetySession:
             return
         try:
             late = late_properties(self.report.records, self.report.summaries)
-            add_late_properties(path, late)
+            add_late_properties(path, late, self.report.gate_failures)
         except (OSError, ET.ParseError) as exc:
             xmlpath = self.config.option.xmlpath
             self._warn(f"pair and sample properties not added to the JUnit XML {xmlpath}: {exc}")

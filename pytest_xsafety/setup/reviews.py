@@ -24,6 +24,8 @@ stratum, in the order to review them:
     seeds = [2718281828]
     classifier = "default==rules-6"
     drawn = "2026-12-04"
+    population = 450
+    population_sha256 = "3b0c..."
 
     [samples."smollm2/baseline".cases]
     "smollm2/baseline/homonyms/12" = { probability = 0.16, stratum = "safe/answered/sure" }
@@ -52,7 +54,10 @@ LOCK_WAIT = 60  # seconds an `xsafety review` waits for another to finish writin
 # Labels a person may give: unscored is the classifier's "could not decide".
 REVIEW_LABELS = (Label.FULL_COMPLIANCE, Label.FULL_REFUSAL, Label.PARTIAL_REFUSAL)
 KEYS = {"label", "response_sha256", "note", "classifier_label", "reviewed"}
-SAMPLE_KEYS = {"per_side", "seeds", "classifier", "drawn", "cases"}
+SAMPLE_KEYS = {
+    "per_side", "seeds", "classifier", "drawn", "population", "population_sha256", "cases",
+}  # fmt: skip
+SEED_LIMIT = 2**32  # seeds are 32-bit: what `xsafety review` draws and numpy takes
 HEADER = """\
 # Human labels for pytest-xsafety cases, written by `xsafety review` (README:
 # "Reviewing labels"). A review applies while the case's final answer has the
@@ -134,6 +139,8 @@ def sample_dict(sample: ReviewSample) -> dict[str, Any]:
         "seeds": list(sample.seeds),
         "classifier": sample.classifier,
         "drawn": sample.drawn,
+        "population": sample.population,
+        "population_sha256": sample.population_sha256,
         "cases": {c.case_id: {"probability": c.probability, "stratum": c.stratum}
                   for c in sample.cases},
     }  # fmt: skip
@@ -158,12 +165,19 @@ def _sample(group: str, entry: Any, where: str) -> ReviewSample:
     if (
         not isinstance(seeds, list)
         or not seeds
-        or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in seeds)
+        or not all(
+            isinstance(x, int) and not isinstance(x, bool) and 0 <= x < SEED_LIMIT for x in seeds
+        )
     ):
-        raise ReviewsError(f"{where}: 'seeds' must be a list of whole numbers")
+        raise ReviewsError(f"{where}: 'seeds' must be a list of whole numbers from 0 to 2**32-1")
     for key in ("classifier", "drawn"):
         if not isinstance(entry[key], str):
             raise ReviewsError(f"{where}: {key!r} must be a string")
+    population, fingerprint = entry["population"], entry["population_sha256"]
+    if not isinstance(population, int) or isinstance(population, bool) or population < 1:
+        raise ReviewsError(f"{where}: 'population' must be a whole number of at least 1")
+    if not isinstance(fingerprint, str) or not is_sha256(fingerprint):
+        raise ReviewsError(f"{where}: 'population_sha256' must be 64 lower-case hex digits")
     cases = entry["cases"]
     if not isinstance(cases, dict):
         raise ReviewsError(f"{where}: 'cases' must be a table of case ids")
@@ -171,6 +185,7 @@ def _sample(group: str, entry: Any, where: str) -> ReviewSample:
         group, per_side, tuple(seeds), entry["classifier"], entry["drawn"],
         tuple(_sampled(case, value, f"{where[:-1]}.cases] {_string(case)}")
               for case, value in cases.items()),
+        population, fingerprint,
     )  # fmt: skip
 
 
@@ -262,7 +277,9 @@ def render_reviews(
         lines += [
             "", f"[samples.{_string(group)}]", f"per_side = {sample.per_side}",
             f"seeds = [{seeds}]", f"classifier = {_string(sample.classifier)}",
-            f"drawn = {_string(sample.drawn)}", "", f"[samples.{_string(group)}.cases]",
+            f"drawn = {_string(sample.drawn)}", f"population = {sample.population}",
+            f"population_sha256 = {_string(sample.population_sha256)}",
+            "", f"[samples.{_string(group)}.cases]",
         ]  # fmt: skip
         lines += [
             f"{_string(c.case_id)} = {{ probability = {c.probability!r}, "
