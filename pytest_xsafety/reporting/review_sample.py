@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from pytest_xsafety.core.records import Expectation, Label, Review, ReviewSample, SampledCase
 from pytest_xsafety.engine.estimate import (
+    SIDES,
     Draw,
     Stratum,
     Unit,
@@ -27,8 +28,6 @@ from pytest_xsafety.engine.estimate import (
 )
 from pytest_xsafety.reporting.lastrun import LastCase, LastRun
 from pytest_xsafety.reporting.review_cases import CaseTexts, case_lines
-
-SIDES = ("safe", "unsafe")
 
 
 def group_of(case_id: str) -> str:
